@@ -1,0 +1,95 @@
+"""The ``tdm-edge`` command: one subcommand per pipeline stage.
+
+Every subcommand turns bad input (:class:`~tdm_edge.errors.UsageError`, unreadable files) into one line on
+stderr and exit code 2; heavy libraries are imported inside the subcommand that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import UsageError
+
+DEFAULT_MODEL = "deit_small_patch16_224"
+
+
+def _keep_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"keep rate must be in (0, 1], got {value}")
+    return value
+
+
+def _block_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(b) for b in text.split(",") if b.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated block indices, got {text!r}") from None
+
+
+def add_model_arguments(p: argparse.ArgumentParser, default_method: str = "bat") -> None:
+    """The model + reduction options shared by every subcommand that builds a model."""
+    p.add_argument("--model", default=DEFAULT_MODEL, help="timm ViT name, e.g. deit_small_patch16_224 (default)")
+    p.add_argument("--method", default=default_method, choices=["bat", "evit", "tome", "random", "none"])
+    p.add_argument("--keep-rate", type=_keep_rate, default=0.7, help="rho in (0, 1] (default 0.7)")
+    p.add_argument("--img-size", type=int, default=None, help="input size in pixels (default: the model's)")
+    p.add_argument("--prune-blocks", type=_block_list, default=None,
+                   help="0-based reducing blocks, e.g. 3,6,9 (default: 4th/7th/10th of 12, scaled)")
+    p.add_argument("--cluster-ratio", type=float, default=0.25, help="BAT clusters per inattentive token (0.25)")
+    p.add_argument("--knn", type=int, default=5, help="DPC-kNN neighbours (5)")
+    p.add_argument("--tome-r", type=int, default=None, help="ToMe merges per block (default: BAT-equal cost)")
+    p.add_argument("--checkpoint", default=None, help=".pth/.pt/.safetensors weights (never downloaded)")
+    p.add_argument("--num-classes", type=int, default=None, help="classifier size if the checkpoint differs")
+
+
+def build_model_from_args(args: argparse.Namespace):
+    from .models import create_model
+
+    return create_model(args.model, method=args.method, keep_rate=args.keep_rate, checkpoint=args.checkpoint,
+                        img_size=args.img_size, num_classes=args.num_classes, prune_blocks=args.prune_blocks,
+                        cluster_ratio=args.cluster_ratio, knn=args.knn, tome_r=args.tome_r)
+
+
+def _cmd_flops(args: argparse.Namespace) -> int:
+    from .flops import flops_report
+
+    report = flops_report(build_model_from_args(args), batch=1)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        print(report.table())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tdm-edge", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("flops", help="token counts per block and GMACs (the BAT paper's counting)")
+    add_model_arguments(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_flops)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # usage errors exit 2 through argparse
+    try:
+        return args.func(args)
+    except UsageError as err:
+        print(f"tdm-edge {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tdm-edge {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Token selection, grouping and combination as small pure tensor functions.
+
+Every function takes and returns tensors shaped ``[B, N, C]`` (tokens) or ``[B, N]`` (per-token scores) and
+receives its counts as plain Python ints, so a traced graph has static shapes: TopK with constant K,
+Gather/GatherElements, MatMul, Softmax, Where, ArgMin/ArgMax with constant axes. Nothing here uses NonZero,
+boolean indexing or scatter with a reduction (see ../shared/METHOD.md for why).
+
+A combination is always "assignment matrix times tokens": ``S [B, M, N]`` holds 0/1 (which input token goes to
+which output token), it is built under ``no_grad`` from the selection, and :func:`combine` multiplies it by the
+per-token weights (which keep their gradient) and normalises the rows.
+
+Where the BAT paper is silent these functions implement our documented choices (METHOD.md "Our choices"):
+ties are broken by token index everywhere, DPC-kNN follows TCFormer without its random tie-breaking noise, the
+densest token's delta is its row maximum, and matching is ToMe's bipartite soft matching with cosine similarity.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def class_attention(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
+    """Importance of every patch token: the class token's post-softmax attention, averaged over heads.
+
+    Computes only the class token's row, so a fused attention kernel can still do the full attention.
+
+    Args:
+        q, k: queries and keys ``[B, H, N, d]``; token 0 is the class token.
+        scale: the attention scale (``d ** -0.5`` in timm).
+    Returns:
+        ``[B, N-1]``: ``softmax(q_cls k^T * scale)[:, :, 1:]`` averaged over heads.
+    """
+    logits = (q[:, :, :1] * scale) @ k.transpose(-2, -1)  # [B, H, 1, N]
+    return logits.softmax(dim=-1)[:, :, 0, 1:].mean(dim=1)  # [B, N-1]
+
+
+def argsort_desc(scores: torch.Tensor) -> torch.Tensor:
+    """Indices that sort ``scores [B, N]`` in descending order, equal scores in index order.
+
+    A stable sort; ONNX exports it as TopK, whose specification breaks ties the same way.
+    """
+    return torch.sort(scores, dim=-1, descending=True, stable=True).indices  # [B, N]
+
+
+def gather_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``x [B, N, C]`` at ``idx [B, K]`` -> ``[B, K, C]``."""
+    return x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def decouple(importance: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split patch tokens into the ``keep`` attentive and the remaining inattentive ones.
+
+    Args:
+        importance: ``[B, N]`` class attention of each patch token.
+        keep: K, the number of attentive tokens (a Python int).
+    Returns:
+        ``(attentive [B, K], inattentive [B, N-K])`` token indices, each ordered by decreasing importance,
+        ties by lower index first.
+    """
+    order = argsort_desc(importance)  # [B, N]
+    return order[:, :keep], order[:, keep:]
+
+
+def combine(x: torch.Tensor, assignment: torch.Tensor, weights: torch.Tensor | None = None,
+            normalize: bool = True) -> torch.Tensor:
+    """Combine tokens by a weighted assignment matrix.
+
+    Args:
+        x: tokens ``[B, N, C]``.
+        assignment: 0/1 matrix ``[B, M, N]``: row m selects the input tokens of output token m.
+        weights: per-token weights ``[B, N]`` (class attention); ``None`` gives plain means.
+        normalize: divide each row by its weight sum (weighted mean). EViT's fused token uses False.
+    Returns:
+        ``[B, M, C]`` = ``W @ x`` with ``W = assignment * weights`` (rows summing to one when normalised).
+    """
+    w = assignment if weights is None else assignment * weights.unsqueeze(1)  # [B, M, N]
+    if normalize:
+        w = w / w.sum(dim=-1, keepdim=True)
+    return w @ x  # [B, M, C]
+
+
+def one_hot_rows(idx: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tensor:
+    """``idx [B, M]`` -> ``[B, M, size]`` with a single 1 per row at ``idx`` (an Equal, no scatter)."""
+    cols = torch.arange(size, device=idx.device)
+    return (idx.unsqueeze(-1) == cols).to(dtype)  # [B, M, size]
+
+
+def pairwise_distance(x: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances between tokens, divided by sqrt(C) as in TCFormer.
+
+    ``[B, L, C] -> [B, L, L]`` with an exact zero diagonal. Written with MatMul rather than ``torch.cdist``
+    so it lowers to plain ONNX ops.
+    """
+    _, length, channels = x.shape
+    sq = (x * x).sum(dim=-1)  # [B, L]
+    d2 = sq.unsqueeze(2) + sq.unsqueeze(1) - 2.0 * (x @ x.transpose(-2, -1))  # [B, L, L]
+    eye = torch.eye(length, dtype=torch.bool, device=x.device)
+    d2 = torch.where(eye, torch.zeros_like(d2), d2.clamp_min(0.0))
+    return d2.sqrt() / math.sqrt(channels)
+
+
+def dpc_knn(x: torch.Tensor, num_clusters: int, k: int = 5) -> torch.Tensor:
+    """Simplified density-peak clustering (DPC-kNN, as in TCFormer) into a fixed number of clusters.
+
+    1. ``D = cdist(x, x) / sqrt(C)``; 2. density ``rho_i = exp(-mean_{j in kNN(i)} D_ij^2)`` (the kNN include i
+    itself, as in TCFormer); 3. ``delta_i = min D_ij`` over tokens j denser than i, the row maximum for the
+    densest; 4. the ``num_clusters`` tokens with the highest ``rho * delta`` are centres and every token joins
+    its nearest centre, centres themselves. Equal densities are ordered by index (the lower index counts as
+    denser), equal scores and equal distances pick the lower index: no random noise.
+
+    Args:
+        x: tokens ``[B, L, C]``.
+        num_clusters: M, ``1 <= M <= L`` (a Python int).
+        k: neighbours for the density, clipped to L.
+    Returns:
+        ``[B, L]`` cluster id of every token, in ``[0, M)``; cluster m is centred on the m-th best-scoring token.
+    """
+    _, length, _ = x.shape
+    dist = pairwise_distance(x)  # [B, L, L]
+    knn = torch.topk(dist, k=min(k, length), dim=-1, largest=False).values  # [B, L, k]
+    density = (-(knn ** 2).mean(dim=-1)).exp()  # [B, L]
+
+    idx = torch.arange(length, device=x.device)
+    rho_i, rho_j = density.unsqueeze(2), density.unsqueeze(1)  # [B, L, 1], [B, 1, L]
+    lower_index = (idx.unsqueeze(0) < idx.unsqueeze(1)).unsqueeze(0)  # [1, L, L]: j < i
+    denser = (rho_j > rho_i) | ((rho_j == rho_i) & lower_index)  # [B, L, L]: j denser than i
+    row_max = dist.amax(dim=-1, keepdim=True)  # [B, L, 1]
+    delta = torch.where(denser, dist, row_max).amin(dim=-1)  # [B, L]
+
+    centres = argsort_desc(density * delta)[:, :num_clusters]  # [B, M]
+    to_centre = dist.gather(2, centres.unsqueeze(1).expand(-1, length, -1))  # [B, L, M]
+    is_centre = centres.unsqueeze(1) == idx.view(1, -1, 1)  # [B, L, M]
+    to_centre = torch.where(is_centre, torch.full_like(to_centre, -1.0), to_centre)
+    return to_centre.argmin(dim=-1)  # [B, L]
+
+
+def cluster_assignment(x: torch.Tensor, num_clusters: int, k: int = 5) -> torch.Tensor:
+    """DPC-kNN clusters of ``x [B, L, C]`` as an assignment matrix ``[B, M, L]`` for :func:`combine`."""
+    with torch.no_grad():
+        labels = dpc_knn(x, num_clusters, k)  # [B, L]
+        return one_hot_rows(labels, num_clusters, x.dtype).transpose(1, 2)  # [B, M, L]
+
+
+def bipartite_assignment(metric: torch.Tensor, r: int) -> torch.Tensor:
+    """ToMe's bipartite soft matching as an assignment matrix: ``r`` tokens merged away.
+
+    Tokens alternate into sets A (even positions) and B (odd positions); each A token finds its most similar
+    B token (cosine similarity, lower index on ties); the ``r`` A tokens with the most similar partners are
+    merged into them. Several A tokens may join the same B token, as in ToMe.
+
+    Args:
+        metric: ``[B, K, C]`` features to compare (tokens, or keys for ToMe).
+        r: tokens to remove, ``0 <= r <= ceil(K / 2)`` (a Python int).
+    Returns:
+        ``[B, K - r, K]`` 0/1 matrix. Rows: first the ``floor(K/2)`` B tokens (each with the A tokens merged into
+        it), then the ``ceil(K/2) - r`` unmatched A tokens in decreasing order of their best similarity.
+    """
+    _, count, _ = metric.shape
+    n_a, n_b = (count + 1) // 2, count // 2
+    with torch.no_grad():
+        m = metric / metric.norm(dim=-1, keepdim=True)  # [B, K, C]
+        scores = m[:, 0::2] @ m[:, 1::2].transpose(-2, -1)  # [B, Ka, Kb]
+        partner = scores.argmax(dim=-1)  # [B, Ka]
+        best = scores.gather(-1, partner.unsqueeze(-1)).squeeze(-1)  # [B, Ka]
+        edges = argsort_desc(best)  # [B, Ka]
+        merged = one_hot_rows(edges[:, :r], n_a, metric.dtype).sum(dim=1)  # [B, Ka] 1 where A merges
+        into_b = one_hot_rows(partner, n_b, metric.dtype).transpose(1, 2) * merged.unsqueeze(1)  # [B, Kb, Ka]
+        eye_b = torch.eye(n_b, dtype=metric.dtype, device=metric.device).expand(into_b.shape[0], -1, -1)
+        rows_b = torch.cat([into_b, eye_b], dim=-1)  # [B, Kb, Ka + Kb]
+        rows_a = one_hot_rows(edges[:, r:], n_a, metric.dtype)  # [B, Ka - r, Ka]
+        rows_a = torch.cat([rows_a, rows_a.new_zeros(rows_a.shape[0], rows_a.shape[1], n_b)], dim=-1)
+        split = torch.cat([rows_b, rows_a], dim=1)  # [B, K - r, Ka + Kb], columns in A-then-B order
+        # back to the input's token order: column 2i is A_i, column 2j + 1 is B_j
+        to_input = torch.tensor([i // 2 if i % 2 == 0 else n_a + i // 2 for i in range(count)],
+                                device=metric.device)
+        return split.index_select(-1, to_input)  # [B, K - r, K]

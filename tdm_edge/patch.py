@@ -1,0 +1,162 @@
+"""Turn any timm VisionTransformer into a token-reduced one, in place.
+
+As in ToMe's ``patch/timm.py``, the existing ``Block`` objects get a subclass swapped in (``__class__``), so the
+parameters, the state_dict and any checkpoint stay exactly as they were. Each block carries its fixed
+:class:`~tdm_edge.schedule.Stage` (or ``None``) as a plain attribute; the block still maps ``[B, N, C]`` to
+``[B, N', C]`` with ``N'`` known when the model was patched.
+
+Inside a reducing block (EViT's and BAT's placement, METHOD.md)::
+
+    x = x + attn(norm1(x))      # also yields the class attention and ToMe's key metric
+    x = reduce(x, ...)          # [B, N, C] -> [B, N', C]
+    x = x + mlp(norm2(x))
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from timm.models.vision_transformer import Attention, Block, VisionTransformer
+
+from . import merge
+from .errors import UsageError
+from .schedule import Schedule, ScheduleError, Stage, build_schedule
+
+
+class PatchError(UsageError):
+    """The model cannot be patched; the message is one line meant for the user."""
+
+
+class AttentionOutput(NamedTuple):
+    x: torch.Tensor  # [B, N, C] attention output (after proj)
+    importance: torch.Tensor  # [B, N-1] class attention of every patch token
+    metric: torch.Tensor  # [B, N, d] keys averaged over heads (ToMe's similarity metric)
+
+
+def attention_with_importance(attn: Attention, x: torch.Tensor) -> AttentionOutput:
+    """timm ``Attention.forward`` that also returns the class token's attention row and the mean key.
+
+    Follows timm's own forward (gate, q/k norm, scale norm, fused or explicit attention). With fused attention
+    the class row is recomputed from q and k (``N * C`` extra MACs); otherwise it is read from the matrix.
+    """
+    B, N, _ = x.shape
+    gate = attn.gate(x).sigmoid() if attn.gate is not None else None
+    qkv = attn.qkv(x).reshape(B, N, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.unbind(0)  # [B, H, N, d] each
+    q, k = attn.q_norm(q), attn.k_norm(k)
+    if attn.fused_attn:
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=attn.attn_drop.p if attn.training else 0.0)
+        importance = merge.class_attention(q, k, attn.scale)  # [B, N-1]
+    else:
+        a = ((q * attn.scale) @ k.transpose(-2, -1)).softmax(dim=-1)  # [B, H, N, N]
+        importance = a[:, :, 0, 1:].mean(dim=1)  # [B, N-1]
+        y = attn.attn_drop(a) @ v
+    y = attn.norm(y.transpose(1, 2).reshape(B, N, attn.attn_dim))
+    if gate is not None:
+        y = y * gate
+    y = attn.proj_drop(attn.proj(y))
+    return AttentionOutput(y, importance, k.mean(dim=1))
+
+
+def reduce_tokens(x: torch.Tensor, out: AttentionOutput, stage: Stage) -> torch.Tensor:
+    """Apply one stage: ``[B, N, C] -> [B, stage.n_out, C]``, class token first."""
+    cls, patches = x[:, :1], x[:, 1:]  # [B, 1, C], [B, N-1, C]
+    w = out.importance
+    if stage.method == "tome":
+        kept = merge.combine(patches, merge.bipartite_assignment(out.metric[:, 1:], stage.pairs))
+        return torch.cat([cls, kept], dim=1)
+    if stage.method == "random":
+        w = torch.rand_like(w)
+    att, inatt = merge.decouple(w, stage.keep)  # [B, K], [B, L]
+    x_att, w_att = merge.gather_tokens(patches, att), w.gather(1, att)
+    x_in, w_in = merge.gather_tokens(patches, inatt), w.gather(1, inatt)
+    if stage.method == "random":
+        return torch.cat([cls, x_att], dim=1)
+    if stage.method == "evit":
+        # EViT: the top K-1 tokens stay, all others fuse into one token, weighted by (unnormalised) attention
+        rest = torch.cat([x_att[:, -1:], x_in], dim=1)  # [B, L+1, C]
+        w_rest = torch.cat([w_att[:, -1:], w_in], dim=1)  # [B, L+1]
+        fused = merge.combine(rest, torch.ones_like(w_rest).unsqueeze(1), w_rest, normalize=False)  # [B, 1, C]
+        return torch.cat([cls, x_att[:, :-1], fused], dim=1)
+    # BAT: match homogeneous attentive tokens, cluster the inattentive ones
+    attentive = merge.combine(x_att, merge.bipartite_assignment(x_att, stage.pairs), w_att)  # [B, K-r, C]
+    clusters = merge.combine(x_in, merge.cluster_assignment(x_in, stage.clusters, stage.knn), w_in)  # [B, M, C]
+    return torch.cat([cls, attentive, clusters], dim=1)
+
+
+class ReductionBlock(Block):
+    """A timm ``Block`` whose class was swapped in by :func:`patch_vit`; ``tdm_stage`` is fixed per block."""
+
+    tdm_stage: Stage | None = None
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None,
+                is_causal: bool = False) -> torch.Tensor:
+        stage = self.tdm_stage
+        if stage is None:
+            return super().forward(x, attn_mask=attn_mask, is_causal=is_causal)
+        if attn_mask is not None or is_causal:
+            raise ValueError("token reduction does not support attention masks")
+        out = attention_with_importance(self.attn, self.norm1(x))
+        x = x + self.drop_path1(self.ls1(out.x))  # [B, N, C]
+        x = reduce_tokens(x, out, stage)  # [B, N', C]
+        return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
+
+
+def count_tokens(model: VisionTransformer) -> int:
+    """Tokens entering the first block: patches plus prefix tokens."""
+    return model.patch_embed.num_patches + model.num_prefix_tokens
+
+
+def _check_model(model: torch.nn.Module) -> None:
+    if not isinstance(model, VisionTransformer):
+        raise PatchError(f"{type(model).__name__} is not a timm VisionTransformer")
+    if model.cls_token is None or model.num_prefix_tokens != 1:
+        raise PatchError("token reduction needs exactly one class token and no register/distillation tokens "
+                         f"(this model has {model.num_prefix_tokens} prefix tokens, "
+                         f"class token: {model.cls_token is not None})")
+    if getattr(model.patch_embed, "dynamic_img_size", False) or getattr(model, "dynamic_img_size", False):
+        raise PatchError("fixed token counts need a fixed image size; create the model without dynamic_img_size")
+    for i, blk in enumerate(model.blocks):
+        if not isinstance(blk, Block) or type(blk.attn) is not Attention:
+            raise PatchError(f"block {i} is {type(blk).__name__} with {type(getattr(blk, 'attn', None)).__name__}; "
+                             "only timm's standard Block/Attention are supported")
+
+
+def patch_vit(model: VisionTransformer, method: str = "bat", keep_rate: float = 0.7,
+              prune_blocks: tuple[int, ...] | None = None, cluster_ratio: float = 0.25, knn: int = 5,
+              tome_r: int | None = None) -> VisionTransformer:
+    """Make ``model`` token-reduced in place and return it. Calling it again replaces the previous setting.
+
+    Args:
+        model: a timm ``VisionTransformer`` (DeiT/ViT of any size and fixed image size).
+        method: ``bat``, ``evit`` (top-K plus one fused token), ``tome`` (r merges in every block),
+            ``random`` (a control: K random tokens kept) or ``none``.
+        keep_rate: rho in (0, 1]; a stage with N tokens keeps ``ceil(rho * (N-1))`` patch tokens.
+        prune_blocks: 0-based blocks that reduce (BAT/EViT/random); default the 4th, 7th and 10th of 12.
+        cluster_ratio: clusters per inattentive token for BAT (our starting choice 0.25, see METHOD.md).
+        knn: k of DPC-kNN's density.
+        tome_r: ToMe tokens merged per block; default matches BAT's cost at ``keep_rate``.
+    Returns:
+        ``model``, with ``model.tdm_schedule`` (a :class:`~tdm_edge.schedule.Schedule`) set.
+    Raises:
+        PatchError / ScheduleError with a one-line message.
+    """
+    _check_model(model)
+    schedule = build_schedule(count_tokens(model), len(model.blocks), method, keep_rate, prune_blocks,
+                              cluster_ratio, knn, tome_r)
+    for i, blk in enumerate(model.blocks):
+        blk.__class__ = ReductionBlock
+        blk.tdm_stage = schedule.stage_at(i)
+    model.tdm_schedule = schedule
+    return model
+
+
+def schedule_of(model: torch.nn.Module) -> Schedule | None:
+    """The schedule a patched model carries, or ``None`` for an unpatched model."""
+    return getattr(model, "tdm_schedule", None)
+
+
+__all__ = ["AttentionOutput", "PatchError", "ReductionBlock", "ScheduleError", "attention_with_importance",
+           "count_tokens", "patch_vit", "reduce_tokens", "schedule_of"]
