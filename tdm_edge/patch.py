@@ -62,6 +62,8 @@ def attention_with_importance(attn: Attention, x: torch.Tensor) -> AttentionOutp
 
 def reduce_tokens(x: torch.Tensor, out: AttentionOutput, stage: Stage) -> torch.Tensor:
     """Apply one stage: ``[B, N, C] -> [B, stage.n_out, C]``, class token first."""
+    if stage.method == "slice":  # not a pruning method: the zero-cost floor that latency benchmarks compare with
+        return x[:, :stage.n_out]
     cls, patches = x[:, :1], x[:, 1:]  # [B, 1, C], [B, N-1, C]
     w = out.importance
     if stage.method == "tome":
