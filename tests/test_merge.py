@@ -1,0 +1,147 @@
+"""Each token op against a slow, obviously-correct reference on small inputs."""
+
+import math
+
+import pytest
+import torch
+
+from tdm_edge import merge
+
+
+def test_class_attention_is_the_head_mean_of_the_full_attention_row():
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 3, 7, 4), torch.randn(2, 3, 7, 4)
+    full = ((q @ k.transpose(-2, -1)) * 0.5).softmax(-1)  # [B, H, N, N]
+    expected = full[:, :, 0, 1:].mean(1)
+    assert torch.allclose(merge.class_attention(q, k, 0.5), expected, atol=1e-7)
+
+
+def test_argsort_breaks_ties_by_index():
+    scores = torch.tensor([[3.0, 1.0, 3.0, 2.0, 3.0, 1.0]])
+    assert merge.argsort_desc(scores).tolist() == [[0, 2, 4, 3, 1, 5]]
+
+
+def test_decouple_splits_into_top_k_and_rest_in_importance_order():
+    imp = torch.tensor([[0.1, 0.4, 0.2, 0.4, 0.05, 0.3]])
+    att, inatt = merge.decouple(imp, 3)
+    assert att.tolist() == [[1, 3, 5]]
+    assert inatt.tolist() == [[2, 0, 4]]
+
+
+def test_pairwise_distance_matches_cdist_over_sqrt_c():
+    torch.manual_seed(1)
+    x = torch.randn(2, 9, 16)
+    d = merge.pairwise_distance(x)
+    assert torch.allclose(d, torch.cdist(x, x) / 4.0, atol=1e-5)
+    assert torch.all(torch.diagonal(d, dim1=1, dim2=2) == 0)
+
+
+def _dpc_reference(x, m, k):
+    """DPC-kNN written token by token with Python loops (one batch item)."""
+    n, c = x.shape
+    d = [[float(torch.dist(x[i], x[j])) / math.sqrt(c) for j in range(n)] for i in range(n)]
+    rho = [math.exp(-sum(v * v for v in sorted(d[i])[:k]) / k) for i in range(n)]
+    delta = []
+    for i in range(n):
+        denser = [d[i][j] for j in range(n) if rho[j] > rho[i] or (rho[j] == rho[i] and j < i)]
+        delta.append(min(denser) if denser else max(d[i]))
+    score = [rho[i] * delta[i] for i in range(n)]
+    centres = sorted(range(n), key=lambda i: (-score[i], i))[:m]
+    labels = []
+    for i in range(n):
+        if i in centres:
+            labels.append(centres.index(i))
+        else:
+            labels.append(min(range(m), key=lambda c_: (d[i][centres[c_]], c_)))
+    return labels
+
+
+@pytest.mark.parametrize("seed,n,m,k", [(0, 12, 3, 5), (1, 20, 5, 5), (2, 7, 7, 3), (3, 9, 1, 2)])
+def test_dpc_knn_matches_per_token_loop(seed, n, m, k):
+    torch.manual_seed(seed)
+    x = torch.randn(2, n, 8, dtype=torch.float64)
+    labels = merge.dpc_knn(x, m, k)
+    for b in range(2):
+        assert labels[b].tolist() == _dpc_reference(x[b], m, k)
+
+
+def test_dpc_knn_is_deterministic_under_ties_and_centres_join_themselves():
+    # four identical tokens and two other identical pairs: every density and distance ties
+    base = torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [3.0, 0.0], [3.0, 0.0], [0.0, 5.0]])
+    x = base.unsqueeze(0).repeat(2, 1, 1)
+    first = merge.dpc_knn(x, 3, k=2)
+    for _ in range(3):
+        assert torch.equal(merge.dpc_knn(x, 3, k=2), first)
+    assert first[0].tolist() == _dpc_reference(base.double(), 3, 2)
+    # three clusters: the zeros, the (3, 0) pair, the lone (0, 5) token
+    assert len(set(first[0].tolist())) == 3
+    assert first[0, 4] == first[0, 5] and first[0, 0] == first[0, 3]
+
+
+def _matching_reference(metric, r):
+    """ToMe bipartite matching with loops: returns the output groups as sorted lists of input indices."""
+    k = metric.shape[0]
+    m = metric / metric.norm(dim=-1, keepdim=True)
+    a_idx, b_idx = list(range(0, k, 2)), list(range(1, k, 2))
+    best = []
+    for i in a_idx:
+        sims = [float(m[i] @ m[j]) for j in b_idx]
+        j = max(range(len(b_idx)), key=lambda t: (sims[t], -t))
+        best.append((sims[j], j))
+    order = sorted(range(len(a_idx)), key=lambda t: (-best[t][0], t))
+    merged, kept = order[:r], order[r:]
+    groups = [[b] + [a_idx[t] for t in merged if best[t][1] == jb] for jb, b in enumerate(b_idx)]
+    groups += [[a_idx[t]] for t in kept]
+    return [sorted(g) for g in groups]
+
+
+@pytest.mark.parametrize("seed,k,r", [(0, 10, 3), (1, 11, 6), (2, 8, 0), (3, 9, 5)])
+def test_bipartite_assignment_matches_loop_reference(seed, k, r):
+    torch.manual_seed(seed)
+    metric = torch.randn(2, k, 6, dtype=torch.float64)
+    s = merge.bipartite_assignment(metric, r)
+    assert s.shape == (2, k - r, k)
+    for b in range(2):
+        groups = [sorted(torch.nonzero(row).flatten().tolist()) for row in s[b]]
+        assert groups == _matching_reference(metric[b], r)
+        assert torch.equal(s[b].sum(0), torch.ones(k, dtype=s.dtype))  # every token in exactly one output
+
+
+def test_bipartite_assignment_is_deterministic_under_ties():
+    metric = torch.ones(1, 8, 4)  # all similarities equal
+    s = merge.bipartite_assignment(metric, 2)
+    # A = 0,2,4,6 all pick B token 1 (lowest index); the two merged are A tokens 0 and 2 (lowest index first)
+    assert sorted(torch.nonzero(s[0, 0]).flatten().tolist()) == [0, 1, 2]
+    assert [sorted(torch.nonzero(r).flatten().tolist()) for r in s[0, 4:]] == [[4], [6]]
+
+
+def test_combine_is_an_importance_weighted_mean_with_rows_summing_to_one():
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 5)
+    w = torch.rand(2, 6) + 0.1
+    labels = torch.tensor([[0, 1, 0, 2, 1, 0], [2, 2, 1, 0, 0, 1]])
+    s = merge.one_hot_rows(labels, 3, x.dtype).transpose(1, 2)  # [B, 3, 6]
+    out = merge.combine(x, s, w)
+    for b in range(2):
+        for c in range(3):
+            members = [i for i in range(6) if labels[b, i] == c]
+            expected = sum(w[b, i] * x[b, i] for i in members) / sum(w[b, i] for i in members)
+            assert torch.allclose(out[b, c], expected, atol=1e-6)
+    weights = s * w.unsqueeze(1)
+    assert torch.allclose((weights / weights.sum(-1, keepdim=True)).sum(-1), torch.ones(2, 3))
+
+
+def test_combine_passes_gradients_to_tokens_and_weights():
+    x = torch.randn(1, 4, 3, requires_grad=True)
+    w = torch.rand(1, 4, requires_grad=True)
+    s = torch.tensor([[[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]]])
+    merge.combine(x, s, w).square().sum().backward()
+    assert x.grad.abs().sum() > 0 and w.grad.abs().sum() > 0
+
+
+def test_single_member_rows_reproduce_the_token_exactly():
+    torch.manual_seed(0)
+    x = torch.randn(1, 5, 7)
+    s = merge.one_hot_rows(torch.tensor([[3, 0]]), 5, x.dtype)  # [1, 2, 5]
+    out = merge.combine(x, s, torch.rand(1, 5) + 0.01)
+    assert torch.equal(out[0, 0], x[0, 3]) and torch.equal(out[0, 1], x[0, 0])
