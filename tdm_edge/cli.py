@@ -66,8 +66,15 @@ def _cmd_flops(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (``tdm-edge flops: error: ...``) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tdm-edge", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="tdm-edge", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("flops", help="token counts per block and GMACs (the BAT paper's counting)")

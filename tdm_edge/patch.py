@@ -31,33 +31,38 @@ class PatchError(UsageError):
 
 class AttentionOutput(NamedTuple):
     x: torch.Tensor  # [B, N, C] attention output (after proj)
-    importance: torch.Tensor  # [B, N-1] class attention of every patch token
-    metric: torch.Tensor  # [B, N, d] keys averaged over heads (ToMe's similarity metric)
+    importance: torch.Tensor | None  # [B, N-1] class attention of every patch token
+    metric: torch.Tensor | None  # [B, N, d] keys averaged over heads (ToMe's similarity metric)
 
 
-def attention_with_importance(attn: Attention, x: torch.Tensor) -> AttentionOutput:
-    """timm ``Attention.forward`` that also returns the class token's attention row and the mean key.
+def attention_with_importance(attn: Attention, x: torch.Tensor, importance: bool = True,
+                              metric: bool = False) -> AttentionOutput:
+    """timm ``Attention.forward`` that also returns the class token's attention row and/or the mean key.
 
     Follows timm's own forward (gate, q/k norm, scale norm, fused or explicit attention). With fused attention
     the class row is recomputed from q and k (``N * C`` extra MACs); otherwise it is read from the matrix.
+    What is not asked for is not computed and comes back as ``None``.
     """
     B, N, _ = x.shape
     gate = attn.gate(x).sigmoid() if attn.gate is not None else None
     qkv = attn.qkv(x).reshape(B, N, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
     q, k, v = qkv.unbind(0)  # [B, H, N, d] each
     q, k = attn.q_norm(q), attn.k_norm(k)
+    cls_attn = None
     if attn.fused_attn:
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=attn.attn_drop.p if attn.training else 0.0)
-        importance = merge.class_attention(q, k, attn.scale)  # [B, N-1]
+        if importance:
+            cls_attn = merge.class_attention(q, k, attn.scale)  # [B, N-1]
     else:
         a = ((q * attn.scale) @ k.transpose(-2, -1)).softmax(dim=-1)  # [B, H, N, N]
-        importance = a[:, :, 0, 1:].mean(dim=1)  # [B, N-1]
+        if importance:
+            cls_attn = a[:, :, 0, 1:].mean(dim=1)  # [B, N-1]
         y = attn.attn_drop(a) @ v
     y = attn.norm(y.transpose(1, 2).reshape(B, N, attn.attn_dim))
     if gate is not None:
         y = y * gate
     y = attn.proj_drop(attn.proj(y))
-    return AttentionOutput(y, importance, k.mean(dim=1))
+    return AttentionOutput(y, cls_attn, k.mean(dim=1) if metric else None)
 
 
 def reduce_tokens(x: torch.Tensor, out: AttentionOutput, stage: Stage) -> torch.Tensor:
@@ -70,7 +75,7 @@ def reduce_tokens(x: torch.Tensor, out: AttentionOutput, stage: Stage) -> torch.
         kept = merge.combine(patches, merge.bipartite_assignment(out.metric[:, 1:], stage.pairs))
         return torch.cat([cls, kept], dim=1)
     if stage.method == "random":
-        w = torch.rand_like(w)
+        w = torch.rand(patches.shape[:2], device=x.device)
     att, inatt = merge.decouple(w, stage.keep)  # [B, K], [B, L]
     x_att, w_att = merge.gather_tokens(patches, att), w.gather(1, att)
     x_in, w_in = merge.gather_tokens(patches, inatt), w.gather(1, inatt)
@@ -88,6 +93,9 @@ def reduce_tokens(x: torch.Tensor, out: AttentionOutput, stage: Stage) -> torch.
     return torch.cat([cls, attentive, clusters], dim=1)
 
 
+IMPORTANCE_METHODS = ("bat", "evit")
+
+
 class ReductionBlock(Block):
     """A timm ``Block`` whose class was swapped in by :func:`patch_vit`; ``tdm_stage`` is fixed per block."""
 
@@ -100,7 +108,8 @@ class ReductionBlock(Block):
             return super().forward(x, attn_mask=attn_mask, is_causal=is_causal)
         if attn_mask is not None or is_causal:
             raise ValueError("token reduction does not support attention masks")
-        out = attention_with_importance(self.attn, self.norm1(x))
+        out = attention_with_importance(self.attn, self.norm1(x), importance=stage.method in IMPORTANCE_METHODS,
+                                        metric=stage.method == "tome")
         x = x + self.drop_path1(self.ls1(out.x))  # [B, N, C]
         x = reduce_tokens(x, out, stage)  # [B, N', C]
         return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))

@@ -97,8 +97,17 @@ def test_tome_merges_r_tokens_per_block_with_key_metric():
     model = patch_vit(tiny_vit(), method="tome", tome_r=8)
     assert model.tdm_schedule.stage_tokens == [65, 57, 49, 41, 33]
     x = torch.randn(1, 65, 32)
-    out = attention_with_importance(model.blocks[0].attn, x)
-    assert out.metric.shape == (1, 65, 16)  # keys averaged over the 2 heads
+    out = attention_with_importance(model.blocks[0].attn, x, importance=False, metric=True)
+    assert out.metric.shape == (1, 65, 16) and out.importance is None  # keys averaged over the 2 heads
+    attn = model.blocks[0].attn
+    qkv = attn.qkv(x).reshape(1, 65, 3, 2, 16).permute(2, 0, 3, 1, 4)
+    assert torch.allclose(out.metric, qkv[1].mean(1), atol=1e-6)
+    full = ((qkv[0] @ qkv[1].transpose(-2, -1)) * attn.scale).softmax(-1)
+    for fused in (True, False):
+        attn.fused_attn = fused
+        got = attention_with_importance(attn, x)
+        assert torch.allclose(got.importance, full[:, :, 0, 1:].mean(1), atol=1e-6)
+        assert torch.allclose(got.x, attn(x), atol=1e-5)
 
 
 def test_outputs_are_deterministic_and_random_differs_from_bat():
