@@ -66,6 +66,37 @@ def _cmd_flops(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .check import check_model, load_model
+
+    model = load_model(args.model)
+    findings = check_model(model, args.trt)
+    nodes = len(model.graph.node)
+    if not findings:
+        print(f"{args.model}: clean for TensorRT {args.trt} ({nodes} nodes)")
+        return 0
+    for finding in findings:
+        print(finding)
+    print(f"{args.model}: {len(findings)} problem(s) for TensorRT {args.trt} ({nodes} nodes)")
+    return 1
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import VerificationError, check_output_path, export_onnx
+
+    check_output_path(args.output)  # an unwritable path fails before the model is built
+    model = build_model_from_args(args)
+    try:
+        report = export_onnx(model, args.output, batch=args.batch, dynamic_batch=args.dynamic_batch,
+                             opset=args.opset, verify=not args.no_verify, simplify=not args.no_simplify,
+                             name=args.model.removeprefix("tdm_"))
+    except VerificationError as err:
+        print(f"tdm-edge export: {err}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with usage errors as one line (``tdm-edge flops: error: ...``) and exit code 2."""
 
@@ -81,6 +112,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_flops)
+
+    from .trt_ops import TRT_VERSIONS  # a plain data module: no onnx import until `check` runs
+
+    p = sub.add_parser("check", help="lint an ONNX model for the TensorRT ONNX parser (no TensorRT needed)")
+    p.add_argument("model", help="the .onnx file")
+    p.add_argument("--trt", choices=TRT_VERSIONS, default="10", help="TensorRT version to check for (default 10)")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("export", help="export to ONNX with static token counts, verified against PyTorch")
+    add_model_arguments(p)
+    p.add_argument("-o", "--output", required=True, help="the .onnx file to write (a sidecar .json goes beside it)")
+    batch = p.add_mutually_exclusive_group()
+    batch.add_argument("--batch", type=int, default=1, help="static batch size (default 1)")
+    batch.add_argument("--dynamic-batch", action="store_true", help="make the batch the one dynamic axis")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17, the newest TensorRT 8.5 parses)")
+    p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch comparison")
+    p.add_argument("--no-simplify", action="store_true", help="skip onnx-simplifier")
+    p.set_defaults(func=_cmd_export)
 
     return parser
 

@@ -39,14 +39,25 @@ def class_attention(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Ten
 def argsort_desc(scores: torch.Tensor) -> torch.Tensor:
     """Indices that sort ``scores [B, N]`` in descending order, equal scores in index order.
 
-    A stable sort; ONNX exports it as TopK, whose specification breaks ties the same way.
+    Eager PyTorch uses a stable sort (``torch.topk`` does not promise an order for ties). Neither ONNX exporter
+    supports a stable sort, so while exporting this is a full-length TopK, whose ONNX specification breaks ties
+    the same way (the lower index first): same result, one TopK node with a constant K.
     """
+    if torch.onnx.is_in_onnx_export():
+        count = int(scores.shape[-1])  # a Python int, so K stays a constant even with a dynamic batch axis
+        return torch.topk(scores, count, dim=-1, largest=True, sorted=True).indices  # [B, N]
     return torch.sort(scores, dim=-1, descending=True, stable=True).indices  # [B, N]
 
 
 def gather_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """``x [B, N, C]`` at ``idx [B, K]`` -> ``[B, K, C]``."""
-    return x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+    """``x [B, N, C]`` at ``idx [B, K]`` -> ``[B, K, C]``.
+
+    Rows of the flattened ``[B*N, C]`` tokens: one ONNX Gather of whole rows. ``x.gather`` with an index expanded
+    to ``[B, K, C]`` (GatherElements) gives the same values but was the costliest merge op in ONNX Runtime.
+    """
+    batch, count, channels = x.shape
+    rows = idx + torch.arange(batch, device=idx.device).unsqueeze(1) * count  # [B, K] into [B*N]
+    return x.reshape(batch * count, channels)[rows.reshape(-1)].reshape(batch, -1, channels)  # [B, K, C]
 
 
 def decouple(importance: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,10 +104,11 @@ def pairwise_distance(x: torch.Tensor) -> torch.Tensor:
     ``[B, L, C] -> [B, L, L]`` with an exact zero diagonal. Written with MatMul rather than ``torch.cdist``
     so it lowers to plain ONNX ops.
     """
-    _, length, channels = x.shape
+    length, channels = int(x.shape[1]), int(x.shape[2])  # Python ints: constants in the exported graph
     sq = (x * x).sum(dim=-1)  # [B, L]
     d2 = sq.unsqueeze(2) + sq.unsqueeze(1) - 2.0 * (x @ x.transpose(-2, -1))  # [B, L, L]
-    eye = torch.eye(length, dtype=torch.bool, device=x.device)
+    idx = torch.arange(length, device=x.device)
+    eye = idx.unsqueeze(1) == idx.unsqueeze(0)  # [L, L]; not torch.eye: its bool EyeLike has no ORT kernel
     d2 = torch.where(eye, torch.zeros_like(d2), d2.clamp_min(0.0))
     return d2.sqrt() / math.sqrt(channels)
 
@@ -117,7 +129,7 @@ def dpc_knn(x: torch.Tensor, num_clusters: int, k: int = 5) -> torch.Tensor:
     Returns:
         ``[B, L]`` cluster id of every token, in ``[0, M)``; cluster m is centred on the m-th best-scoring token.
     """
-    _, length, _ = x.shape
+    length = int(x.shape[1])  # a Python int: constant K and ranges in the graph even with a dynamic batch
     dist = pairwise_distance(x)  # [B, L, L]
     knn = torch.topk(dist, k=min(k, length), dim=-1, largest=False).values  # [B, L, k]
     density = (-(knn ** 2).mean(dim=-1)).exp()  # [B, L]
@@ -157,7 +169,7 @@ def bipartite_assignment(metric: torch.Tensor, r: int) -> torch.Tensor:
         ``[B, K - r, K]`` 0/1 matrix. Rows: first the ``floor(K/2)`` B tokens (each with the A tokens merged into
         it), then the ``ceil(K/2) - r`` unmatched A tokens in decreasing order of their best similarity.
     """
-    _, count, _ = metric.shape
+    count = int(metric.shape[1])  # a Python int, so the exported graph keeps constant sizes
     n_a, n_b = (count + 1) // 2, count // 2
     with torch.no_grad():
         m = metric / metric.norm(dim=-1, keepdim=True)  # [B, K, C]
@@ -167,7 +179,8 @@ def bipartite_assignment(metric: torch.Tensor, r: int) -> torch.Tensor:
         edges = argsort_desc(best)  # [B, Ka]
         merged = one_hot_rows(edges[:, :r], n_a, metric.dtype).sum(dim=1)  # [B, Ka] 1 where A merges
         into_b = one_hot_rows(partner, n_b, metric.dtype).transpose(1, 2) * merged.unsqueeze(1)  # [B, Kb, Ka]
-        eye_b = torch.eye(n_b, dtype=metric.dtype, device=metric.device).expand(into_b.shape[0], -1, -1)
+        eye_b = one_hot_rows(torch.arange(n_b, device=metric.device), n_b, metric.dtype)  # [Kb, Kb], no EyeLike
+        eye_b = eye_b.expand(into_b.shape[0], -1, -1)  # [B, Kb, Kb]
         rows_b = torch.cat([into_b, eye_b], dim=-1)  # [B, Kb, Ka + Kb]
         rows_a = one_hot_rows(edges[:, r:], n_a, metric.dtype)  # [B, Ka - r, Ka]
         rows_a = torch.cat([rows_a, rows_a.new_zeros(rows_a.shape[0], rows_a.shape[1], n_b)], dim=-1)

@@ -1,0 +1,302 @@
+"""ONNX export with static per-stage token counts, verification, graph clean-up and metadata.
+
+Exporter: ``torch.onnx.export(..., dynamo=False)``, the TorchScript tracer. Tracing runs the patched model once
+with concrete shapes, so every token count is the Python int fixed at patch time and lands in the graph as a
+constant (TopK with a constant K, Slice/Gather with constant indices, MatMul with static shapes); nothing
+data-dependent survives (no NonZero, no scatter). It writes opset 17, the newest opset TensorRT 8.5 (JetPack 5)
+parses. The dynamo exporter (``dynamo=True``) was tried with the same model: it only emits opset >= 18, its
+down-conversion to 17 fails on this graph (Reduce* axes as inputs), and it took ~15x longer on a tiny ViT.
+
+After tracing, onnx-simplifier (constant folding, shape-op elimination, dead-code removal) cleans the graph; the
+node counts before and after are reported. The model's description travels with it, in the ONNX
+``metadata_props`` under the key ``tdm_edge`` and in a sidecar ``OUT.json`` (same JSON): per-stage token counts,
+preprocessing from timm's data config, labels when known, opset, input/output shapes, tool versions.
+Files are written to a temporary name in the target directory and renamed once complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import tempfile
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .errors import UsageError
+from .patch import count_tokens, schedule_of
+from .verify import SelectionProbe, VerifyReport, run_with_selections, verify
+
+METADATA_KEY = "tdm_edge"
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+OPSETS = range(14, 21)  # 14: the first with everything used here; 20: the newest this exporter path writes
+
+
+class VerificationError(RuntimeError):
+    """The exported graph does not match the PyTorch model; the message is one line."""
+
+
+@dataclass
+class ExportReport:
+    path: str
+    sidecar: str | None
+    opset: int
+    batch: int | None  # None: dynamic batch
+    nodes_before: int
+    nodes_after: int
+    ops_after: dict[str, int]
+    simplified: bool
+    verification: VerifyReport | None
+    metadata: dict
+    seconds: float
+
+    def summary(self) -> str:
+        stages = self.metadata["reduction"]["stage_tokens"]
+        lines = [f"wrote {self.path} (+ {self.sidecar})" if self.sidecar else f"wrote {self.path}",
+                 f"  opset {self.opset}, batch {'dynamic' if self.batch is None else self.batch}, "
+                 f"tokens per stage {' -> '.join(map(str, stages))}",
+                 f"  nodes: {self.nodes_before} traced -> {self.nodes_after} after "
+                 f"{'simplification' if self.simplified else 'export (not simplified)'}",
+                 f"  verification: {self.verification.summary() if self.verification else 'skipped'}",
+                 f"  {self.seconds:.1f} s"]
+        return "\n".join(lines)
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """Raise :class:`UsageError` unless a file can be created at ``path`` (checked by creating a temp file)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"output {path} is a directory; give a file name such as {path / 'model.onnx'}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise UsageError(f"cannot write {path}: directory {parent} does not exist")
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{path.name}.", suffix=".tmp"):
+            pass
+    except OSError as err:
+        raise UsageError(f"cannot write {path}: {err.strerror or err}") from None
+    return path
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """``OUT.onnx`` -> ``OUT.json`` (``OUT`` -> ``OUT.json``)."""
+    path = Path(path)
+    side = path.with_suffix(".json")
+    return side if side != path else path.with_name(path.name + ".json")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _check_model(model: torch.nn.Module) -> None:
+    from timm.models.vision_transformer import VisionTransformer
+
+    if not isinstance(model, VisionTransformer):
+        raise UsageError(f"export needs a timm VisionTransformer, got {type(model).__name__}")
+    if getattr(model.patch_embed, "img_size", None) is None or getattr(model, "dynamic_img_size", False):
+        raise UsageError("export needs a fixed image size; create the model without dynamic_img_size")
+    schedule = schedule_of(model)
+    if schedule is not None and any(s.method == "random" for s in schedule.stages):
+        raise UsageError("method 'random' draws new tokens on every run and cannot be verified; "
+                         "export bat, evit, tome or none")
+
+
+def build_metadata(model: torch.nn.Module, *, name: str | None, batch: int | None, opset: int,
+                   labels: list[str] | None = None, native_layer_norm: bool = False) -> dict:
+    """The JSON that travels with an exported model (also returned in :class:`ExportReport`)."""
+    import onnx
+    import timm
+    from timm.data import resolve_data_config
+
+    chans = model.patch_embed.proj.in_channels
+    height, width = model.patch_embed.img_size
+    # timm's own config, with the input size the model was built for (pretrained_cfg keeps the original size)
+    data = resolve_data_config({"input_size": (chans, height, width)}, model=model)
+    schedule = schedule_of(model)
+    num_tokens = count_tokens(model)
+    label_source = "caller" if labels is not None else None
+    if labels is None and model.num_classes == 1000:
+        from timm.data import ImageNetInfo
+
+        info = ImageNetInfo()
+        labels = [info.index_to_description(i) for i in range(1000)]
+        label_source = "timm ImageNetInfo (ImageNet-1k class descriptions)"
+    if labels is not None and len(labels) != model.num_classes:
+        raise UsageError(f"{len(labels)} labels for a classifier with {model.num_classes} classes")
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return {
+        "format": "tdm-edge-onnx/1",
+        "tool": {"name": "tdm-edge", "version": __version__, "torch": torch.__version__.split("+")[0],
+                 "timm": timm.__version__, "onnx": onnx.__version__, "exporter": "torch.onnx (TorchScript)"},
+        "layer_norm": "native" if native_layer_norm else "decomposed",
+        "model": {"name": name or cfg.get("architecture"), "num_classes": model.num_classes,
+                  "embed_dim": model.embed_dim, "depth": len(model.blocks),
+                  "num_heads": model.blocks[0].attn.num_heads, "patch_size": list(model.patch_embed.patch_size)},
+        "reduction": {
+            "method": schedule.method if schedule else "none",
+            "keep_rate": schedule.keep_rate if schedule else 1.0,
+            "stage_tokens": schedule.stage_tokens if schedule else [num_tokens],
+            "block_tokens": schedule.block_tokens if schedule else [num_tokens] * len(model.blocks),
+            "stages": [dataclasses.asdict(s) for s in schedule.stages] if schedule else [],
+        },
+        "onnx": {"opset": opset, "batch": batch, "dynamic_batch": batch is None,
+                 "inputs": [{"name": INPUT_NAME, "dtype": "float32", "shape": [batch, chans, height, width]}],
+                 "outputs": [{"name": OUTPUT_NAME, "dtype": "float32", "shape": [batch, model.num_classes]}]},
+        "preprocessing": {"input_size": list(data["input_size"]), "interpolation": data["interpolation"],
+                          "crop_pct": data["crop_pct"], "crop_mode": data["crop_mode"],
+                          "mean": [float(v) for v in data["mean"]], "std": [float(v) for v in data["std"]],
+                          "layout": "NCHW", "pixel_range": [0.0, 1.0]},
+        "labels": labels,
+        "label_source": label_source,
+    }
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The ``tdm_edge`` metadata of an exported ``.onnx`` file, or of its sidecar ``.json``."""
+    path = Path(path)
+    try:
+        if path.suffix == ".json":
+            return json.loads(path.read_text())
+        import onnx
+
+        proto = onnx.load(os.fspath(path), load_external_data=False)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"cannot read {path}: {err}") from None
+    except Exception as err:  # onnx raises protobuf's DecodeError for files that are not ONNX
+        raise UsageError(f"{path} is not an ONNX model ({type(err).__name__})") from None
+    props = {p.key: p.value for p in proto.metadata_props}
+    if METADATA_KEY not in props:
+        raise UsageError(f"{path} has no {METADATA_KEY!r} metadata; was it exported by tdm-edge export?")
+    return json.loads(props[METADATA_KEY])
+
+
+@contextlib.contextmanager
+def _decomposed_layer_norm(opset: int):
+    """Export ``aten::layer_norm`` as ReduceMean/Sub/Pow/Sqrt/Div (opset 9's form) instead of LayerNormalization.
+
+    TensorRT 8.5's ONNX parser has no LayerNormalization; 8.6+ and ONNX Runtime fuse the pattern back.
+    """
+    from torch.onnx import register_custom_op_symbolic, symbolic_opset9, unregister_custom_op_symbolic
+
+    register_custom_op_symbolic("aten::layer_norm", symbolic_opset9.layer_norm, opset)
+    try:
+        yield
+    finally:
+        unregister_custom_op_symbolic("aten::layer_norm", opset)
+
+
+def _trace(model: torch.nn.Module, example: torch.Tensor, names: list[str], opset: int, dynamic: bool,
+           native_layer_norm: bool = False):
+    """Trace ``SelectionProbe(model)`` to an ONNX ModelProto with outputs ``logits`` + the selection ``names``."""
+    import onnx
+
+    outputs = [OUTPUT_NAME, *names]
+    axes = {n: {0: "batch"} for n in [INPUT_NAME, *outputs]} if dynamic else None
+    buf = io.BytesIO()
+    layer_norm = contextlib.nullcontext() if native_layer_norm or opset < 17 else _decomposed_layer_norm(opset)
+    with warnings.catch_warnings(), layer_norm:
+        warnings.simplefilter("ignore")  # TracerWarnings from timm's shape asserts and the exporter's deprecation note
+        torch.onnx.export(SelectionProbe(model), (example,), buf, dynamo=False, opset_version=opset,
+                          input_names=[INPUT_NAME], output_names=outputs, dynamic_axes=axes,
+                          do_constant_folding=True)
+    return onnx.load_from_string(buf.getvalue())
+
+
+def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int = 1, dynamic_batch: bool = False,
+                opset: int = 17, verify: bool = True, simplify: bool = True, name: str | None = None,
+                labels: list[str] | None = None, atol: float = 1e-4, sidecar: bool = True,
+                verify_threads: int | None = None, native_layer_norm: bool = False) -> ExportReport:
+    """Export a (patched) timm ViT to ONNX with static token counts and check it against PyTorch.
+
+    Args:
+        model: a timm ``VisionTransformer``, patched by :func:`tdm_edge.patch.patch_vit` or not (= unpruned).
+        path: the ``.onnx`` file to write; the sidecar JSON goes beside it (``OUT.json``).
+        batch: the static batch size; ignored with ``dynamic_batch``.
+        dynamic_batch: make the batch the one dynamic axis (all others stay static).
+        opset: ONNX opset (17 by default: TensorRT 8.5 parses up to 17).
+        verify: run ONNX Runtime against PyTorch (random + structured inputs): max abs diff <= ``atol``, same
+            top-1, same token selections; a mismatch raises :class:`VerificationError` and writes no file.
+        simplify: clean the graph with onnx-simplifier.
+        name: model name for the metadata (default: timm's architecture name).
+        labels: class names (default: ImageNet-1k descriptions from timm when the model has 1000 classes).
+        native_layer_norm: keep ONNX LayerNormalization (TensorRT >= 8.6); by default it is written out in
+            elementary ops so that TensorRT 8.5 parses the graph (ONNX Runtime and TensorRT 10 fuse it back).
+    Returns:
+        :class:`ExportReport`. Raises :class:`UsageError` (one line) for bad settings or an unwritable path.
+    """
+    import onnx
+
+    start = time.perf_counter()
+    path = check_output_path(path)
+    _check_model(model)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise UsageError(f"batch must be a positive integer, got {batch!r}")
+    if opset not in OPSETS:
+        raise UsageError(f"opset {opset} not supported; choose {OPSETS.start}..{OPSETS.stop - 1} "
+                         "(TensorRT 8.5 parses up to 17)")
+    static_batch = None if dynamic_batch else batch
+    metadata = build_metadata(model, name=name, batch=static_batch, opset=opset, labels=labels,
+                              native_layer_norm=native_layer_norm)
+    was_training = model.training
+    model.eval()
+    try:
+        chans, height, width = metadata["preprocessing"]["input_size"]
+        example = torch.randn(2 if dynamic_batch else batch, chans, height, width,
+                              generator=torch.Generator().manual_seed(0))
+        _, selections, _ = run_with_selections(model, example)
+        traced = _trace(model, example, list(selections), opset, dynamic_batch, native_layer_norm)
+        del traced.graph.output[1:]  # ship only the logits; the selections stay named inside the graph
+        nodes_before = len(traced.graph.node)
+        proto, simplified = traced, False
+        if simplify:
+            import onnxsim
+
+            try:
+                skip = None if native_layer_norm else ["fuse_layer_norm"]  # keep LayerNorm decomposed for TRT 8.5
+                candidate, ok = onnxsim.simplify(traced, skipped_optimizers=skip)
+            except Exception as err:  # onnxsim's failures are reported, not fatal: the traced graph is valid
+                warnings.warn(f"onnx-simplifier failed ({type(err).__name__}: {err}); keeping the traced graph")
+                ok = False
+            if ok:
+                proto, simplified = candidate, True
+        onnx.checker.check_model(proto)
+        proto.producer_name, proto.producer_version = "tdm-edge", __version__
+        del proto.metadata_props[:]
+        proto.metadata_props.add(key=METADATA_KEY, value=json.dumps(metadata))
+        report = None
+        if verify:
+            report = _verify(model, proto, list(selections), metadata, static_batch, atol, verify_threads)
+            if not report.ok:
+                raise VerificationError(f"verification failed, nothing written: {report.summary()}")
+    finally:
+        model.train(was_training)
+    side = sidecar_path(path) if sidecar else None
+    if side is not None:
+        _atomic_write(side, (json.dumps(metadata, indent=1) + "\n").encode())
+    _atomic_write(path, proto.SerializeToString())  # last: a complete .onnx means a complete export
+    return ExportReport(os.fspath(path), os.fspath(side) if side else None, opset, static_batch, nodes_before,
+                        len(proto.graph.node), dict(Counter(n.op_type for n in proto.graph.node)), simplified,
+                        report, metadata, time.perf_counter() - start)
+
+
+def _verify(model, proto, selection_names, metadata, batch, atol, threads) -> VerifyReport:
+    batches = [batch] if batch is not None else [1, 3]
+    return verify(model, proto, selection_names, batches, metadata["preprocessing"], atol=atol,
+                  intra_op_threads=threads)
