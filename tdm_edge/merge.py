@@ -36,27 +36,39 @@ def class_attention(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Ten
     return logits.softmax(dim=-1)[:, :, 0, 1:].mean(dim=1)  # [B, N-1]
 
 
-def argsort_desc(scores: torch.Tensor) -> torch.Tensor:
-    """Indices that sort ``scores [B, N]`` in descending order, equal scores in index order.
+def sort_desc(scores: torch.Tensor, count: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``count`` largest of ``scores [B, N]`` (all N by default) in descending order, equal scores in index order.
 
-    Eager PyTorch uses a stable sort (``torch.topk`` does not promise an order for ties). Neither ONNX exporter
-    supports a stable sort, so while exporting this is a full-length TopK, whose ONNX specification breaks ties
-    the same way (the lower index first): same result, one TopK node with a constant K.
+    Returns ``(values, indices)``, each ``[B, count]``. Eager PyTorch uses a stable sort (``torch.topk`` does not
+    promise an order for ties) and keeps its first ``count``. Neither ONNX exporter supports a stable sort, so
+    while exporting this is one TopK with constant K, whose ONNX specification breaks ties the same way (the
+    lower index first): same result, one node, and ``count < N`` makes it a partial sort.
     """
+    size = int(scores.shape[-1])  # a Python int, so K stays a constant even with a dynamic batch axis
+    count = size if count is None else int(count)
     if torch.onnx.is_in_onnx_export():
-        count = int(scores.shape[-1])  # a Python int, so K stays a constant even with a dynamic batch axis
-        return torch.topk(scores, count, dim=-1, largest=True, sorted=True).indices  # [B, N]
-    return torch.sort(scores, dim=-1, descending=True, stable=True).indices  # [B, N]
+        values, indices = torch.topk(scores, count, dim=-1, largest=True, sorted=True)
+        return values, indices  # [B, count] each
+    values, indices = torch.sort(scores, dim=-1, descending=True, stable=True)
+    return values[:, :count], indices[:, :count]
 
 
-def gather_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """``x [B, N, C]`` at ``idx [B, K]`` -> ``[B, K, C]``.
+def argsort_desc(scores: torch.Tensor) -> torch.Tensor:
+    """Indices that sort ``scores [B, N]`` in descending order, equal scores in index order (see :func:`sort_desc`)."""
+    return sort_desc(scores)[1]  # [B, N]
+
+
+def gather_tokens(x: torch.Tensor, idx: torch.Tensor, offset: int = 0) -> torch.Tensor:
+    """``x [B, N, C]`` at ``idx + offset`` (``idx [B, K]``) -> ``[B, K, C]``.
 
     Rows of the flattened ``[B*N, C]`` tokens: one ONNX Gather of whole rows. ``x.gather`` with an index expanded
     to ``[B, K, C]`` (GatherElements) gives the same values but was the costliest merge op in ONNX Runtime.
+    ``offset`` (a Python int) skips leading tokens without slicing (copying) them off first: patch ``i`` of
+    ``x[:, 1:]`` is ``gather_tokens(x, i, offset=1)``; it folds into the same constant as the batch offsets.
     """
     batch, count, channels = x.shape
-    rows = idx + torch.arange(batch, device=idx.device).unsqueeze(1) * count  # [B, K] into [B*N]
+    base = torch.arange(batch, device=idx.device).unsqueeze(1) * count + offset  # [B, 1]: a constant
+    rows = idx + base  # [B, K] into [B*N]
     return x.reshape(batch * count, channels)[rows.reshape(-1)].reshape(batch, -1, channels)  # [B, K, C]
 
 
@@ -141,7 +153,7 @@ def dpc_knn(x: torch.Tensor, num_clusters: int, k: int = 5) -> torch.Tensor:
     row_max = dist.amax(dim=-1, keepdim=True)  # [B, L, 1]
     delta = torch.where(denser, dist, row_max).amin(dim=-1)  # [B, L]
 
-    centres = argsort_desc(density * delta)[:, :num_clusters]  # [B, M]
+    centres = sort_desc(density * delta, num_clusters)[1]  # [B, M]: one TopK with K = M
     to_centre = dist.gather(2, centres.unsqueeze(1).expand(-1, length, -1))  # [B, L, M]
     is_centre = centres.unsqueeze(1) == idx.view(1, -1, 1)  # [B, L, M]
     to_centre = torch.where(is_centre, torch.full_like(to_centre, -1.0), to_centre)
@@ -152,6 +164,11 @@ def cluster_assignment(x: torch.Tensor, num_clusters: int, k: int = 5) -> torch.
     """DPC-kNN clusters of ``x [B, L, C]`` as an assignment matrix ``[B, M, L]`` for :func:`combine`."""
     with torch.no_grad():
         labels = dpc_knn(x, num_clusters, k)  # [B, L]
+        if torch.onnx.is_in_onnx_export():  # built as [B, M, L] directly: no Transpose node
+            rows = torch.arange(num_clusters, device=x.device).view(1, -1, 1)  # [1, M, 1]
+            return (labels.unsqueeze(1) == rows).to(x.dtype)  # [B, M, L]
+        # eager: the same values as a transposed view, the memory layout (and so the MatMul rounding in
+        # combine) this function has always had
         return one_hot_rows(labels, num_clusters, x.dtype).transpose(1, 2)  # [B, M, L]
 
 
@@ -174,18 +191,17 @@ def bipartite_assignment(metric: torch.Tensor, r: int) -> torch.Tensor:
     with torch.no_grad():
         m = metric / metric.norm(dim=-1, keepdim=True)  # [B, K, C]
         scores = m[:, 0::2] @ m[:, 1::2].transpose(-2, -1)  # [B, Ka, Kb]
-        partner = scores.argmax(dim=-1)  # [B, Ka]
-        best = scores.gather(-1, partner.unsqueeze(-1)).squeeze(-1)  # [B, Ka]
-        edges = argsort_desc(best)  # [B, Ka]
-        merged = one_hot_rows(edges[:, :r], n_a, metric.dtype).sum(dim=1)  # [B, Ka] 1 where A merges
-        into_b = one_hot_rows(partner, n_b, metric.dtype).transpose(1, 2) * merged.unsqueeze(1)  # [B, Kb, Ka]
-        eye_b = one_hot_rows(torch.arange(n_b, device=metric.device), n_b, metric.dtype)  # [Kb, Kb], no EyeLike
-        eye_b = eye_b.expand(into_b.shape[0], -1, -1)  # [B, Kb, Kb]
-        rows_b = torch.cat([into_b, eye_b], dim=-1)  # [B, Kb, Ka + Kb]
-        rows_a = one_hot_rows(edges[:, r:], n_a, metric.dtype)  # [B, Ka - r, Ka]
-        rows_a = torch.cat([rows_a, rows_a.new_zeros(rows_a.shape[0], rows_a.shape[1], n_b)], dim=-1)
-        split = torch.cat([rows_b, rows_a], dim=1)  # [B, K - r, Ka + Kb], columns in A-then-B order
-        # back to the input's token order: column 2i is A_i, column 2j + 1 is B_j
+        partner = scores.argmax(dim=-1)  # [B, Ka]: most similar B token, lower index on ties
+        best = scores.amax(dim=-1)  # [B, Ka]: its similarity (the same value as scores at partner)
+        edges = argsort_desc(best)  # [B, Ka]: A tokens by decreasing best similarity, ties by lower index
+        # rank of every A token in that order: the inverse permutation, one ascending TopK of distinct values
+        rank = torch.topk(edges.to(metric.dtype), n_a, dim=-1, largest=False, sorted=True).indices  # [B, Ka]
+        # output row of every A token: its partner's row if among the r best edges, else after the B rows
+        dest_a = torch.where(rank < r, partner, rank + (n_b - r))  # [B, Ka]
+        # output row of every input token, in the input order (A_i at 2i, B_j at 2j + 1 keeps row j)
+        dest_b = torch.arange(n_b, device=metric.device).unsqueeze(0).expand(dest_a.shape[0], -1)  # [B, Kb]
         to_input = torch.tensor([i // 2 if i % 2 == 0 else n_a + i // 2 for i in range(count)],
                                 device=metric.device)
-        return split.index_select(-1, to_input)  # [B, K - r, K]
+        dest = torch.cat([dest_a, dest_b], dim=1).index_select(1, to_input)  # [B, K]
+        rows = torch.arange(count - r, device=metric.device).view(1, -1, 1)  # [1, K - r, 1]
+        return (dest.unsqueeze(1) == rows).to(metric.dtype)  # [B, K - r, K]: one 1 per column

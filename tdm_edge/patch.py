@@ -77,8 +77,9 @@ def reduce_tokens(x: torch.Tensor, out: AttentionOutput, stage: Stage) -> torch.
     if stage.method == "random":
         w = torch.rand(patches.shape[:2], device=x.device)
     att, inatt = merge.decouple(w, stage.keep)  # [B, K], [B, L]
-    x_att, w_att = merge.gather_tokens(patches, att), w.gather(1, att)
-    x_in, w_in = merge.gather_tokens(patches, inatt), w.gather(1, inatt)
+    # rows gathered straight from x (offset 1 skips the class token): no copy of the patches is made first
+    x_att, w_att = merge.gather_tokens(x, att, offset=1), w.gather(1, att)  # [B, K, C], [B, K]
+    x_in, w_in = merge.gather_tokens(x, inatt, offset=1), w.gather(1, inatt)  # [B, L, C], [B, L]
     if stage.method == "random":
         return torch.cat([cls, x_att], dim=1)
     if stage.method == "evit":
