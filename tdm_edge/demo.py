@@ -31,7 +31,10 @@ def run(model_name: str, keep_rate: float, checkpoint: str | None, out_dir: str,
     from .runners.onnxrt import OnnxRuntimeRunner
     from .runners.pytorch import PyTorchRunner
 
-    weights = checkpoint or "random weights (no checkpoint given; nothing is downloaded)"
+    import torch
+
+    torch.manual_seed(0)  # random weights are the same on every run
+    weights = checkpoint or "random weights, seed 0 (no checkpoint given; nothing is downloaded)"
     print(f"== 1. token reduction: {model_name}, BAT, keep rate {keep_rate}, {weights}")
     model = create_model(model_name, method="bat", keep_rate=keep_rate, checkpoint=checkpoint)
     for stage in model.tdm_schedule.stages:
