@@ -32,7 +32,7 @@ from google.protobuf.message import DecodeError
 from onnx import inliner, numpy_helper
 
 from . import trt_ops
-from .errors import UsageError
+from .errors import UsageError, first_line
 
 TRT_VERSIONS = trt_ops.TRT_VERSIONS
 _DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -64,7 +64,7 @@ def load_model(path: str | Path) -> onnx.ModelProto:
     except DecodeError:
         raise UsageError(f"{path}: not an ONNX model (the file does not parse as an ONNX protobuf)") from None
     except (OSError, ValueError, RuntimeError, onnx.checker.ValidationError) as err:  # unreadable, external data
-        raise UsageError(f"{path}: cannot read the model: {str(err).splitlines()[0] if str(err) else err}") from None
+        raise UsageError(f"{path}: cannot read the model: {first_line(err)}") from None
     if model.ir_version <= 0 or not model.opset_import or not model.HasField("graph"):
         raise UsageError(f"{path}: not an ONNX model (no IR version, opset or graph)")
     return model
@@ -131,7 +131,7 @@ def _infer_shapes(model: onnx.ModelProto) -> str:
     try:
         onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as err:
-        return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return first_line(err)
     return ""
 
 

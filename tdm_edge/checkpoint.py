@@ -12,15 +12,10 @@ from collections.abc import Mapping
 
 import torch
 
-from .errors import UsageError
+from .errors import UsageError, first_line
 
 SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 WRAPPER_KEYS = ("model", "state_dict", "model_ema", "state_dict_ema", "module")
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -36,7 +31,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, pickle garbage, bad safetensors header...
-        raise UsageError(f"cannot read checkpoint {path} ({_first_line(err)})") from None
+        raise UsageError(f"cannot read checkpoint {path} ({first_line(err, with_type=True)})") from None
     for key in WRAPPER_KEYS:
         if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
             obj = obj[key]
@@ -55,7 +50,7 @@ def load_checkpoint(model: torch.nn.Module, path: str | os.PathLike, name: str =
         try:
             state = checkpoint_filter_fn(state, model)
         except Exception as err:
-            raise UsageError(f"checkpoint {os.fspath(path)} does not fit {name} ({_first_line(err)})") from None
+            raise UsageError(f"checkpoint {os.fspath(path)} does not fit {name} ({first_line(err, with_type=True)})") from None
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

@@ -1,5 +1,14 @@
 """The one exception type the command line turns into a single line and exit code 2."""
 
 
+def first_line(err: BaseException, with_type: bool = False) -> str:
+    """The first non-empty line of an exception's message (its type name if it has none), for one-line errors."""
+    text = str(err).strip()
+    line = text.splitlines()[0] if text else ""
+    if with_type:
+        return f"{type(err).__name__}: {line}" if line else type(err).__name__
+    return line or type(err).__name__
+
+
 class UsageError(ValueError):
     """Bad input from the user (a setting, a file, a model name). ``str(err)`` is one line meant for the user."""

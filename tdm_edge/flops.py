@@ -151,15 +151,14 @@ class FlopsReport:
 
 def flops_report(model: torch.nn.Module, batch: int = 1, name: str | None = None) -> FlopsReport:
     """GMACs per image of a patched model and of the same model unpruned, with the token counts."""
+    baseline = patch_vit(copy.deepcopy(model), method="none").eval()
+    if schedule_of(model) is None:
+        model = baseline  # an unpatched model is its own baseline: count it once
     schedule = schedule_of(model)
-    if schedule is None:
-        model = patch_vit(copy.deepcopy(model), method="none")
-        schedule = schedule_of(model)
     img_size = model.patch_embed.img_size
     image = torch.zeros(batch, model.patch_embed.proj.in_channels, *img_size)
-    baseline = patch_vit(copy.deepcopy(model), method="none")
-    macs = count_macs(model.eval(), image) / batch
-    base_macs = count_macs(baseline.eval(), image) / batch
+    base_macs = count_macs(baseline, image) / batch
+    macs = base_macs if model is baseline else count_macs(model.eval(), image) / batch
     return FlopsReport(
         model=name or getattr(model, "default_cfg", {}).get("architecture", type(model).__name__),
         method=schedule.method, keep_rate=schedule.keep_rate, img_size=img_size[0],

@@ -69,13 +69,13 @@ def reduce_tokens(x: torch.Tensor, out: AttentionOutput, stage: Stage) -> torch.
     """Apply one stage: ``[B, N, C] -> [B, stage.n_out, C]``, class token first."""
     if stage.method == "slice":  # not a pruning method: the zero-cost floor that latency benchmarks compare with
         return x[:, :stage.n_out]
-    cls, patches = x[:, :1], x[:, 1:]  # [B, 1, C], [B, N-1, C]
+    cls = x[:, :1]  # [B, 1, C]
     w = out.importance
     if stage.method == "tome":
-        kept = merge.combine(patches, merge.bipartite_assignment(out.metric[:, 1:], stage.pairs))
+        kept = merge.combine(x[:, 1:], merge.bipartite_assignment(out.metric[:, 1:], stage.pairs))
         return torch.cat([cls, kept], dim=1)
     if stage.method == "random":
-        w = torch.rand(patches.shape[:2], device=x.device)
+        w = torch.rand(x.shape[0], x.shape[1] - 1, device=x.device)  # [B, N-1]
     att, inatt = merge.decouple(w, stage.keep)  # [B, K], [B, L]
     # rows gathered straight from x (offset 1 skips the class token): no copy of the patches is made first
     x_att, w_att = merge.gather_tokens(x, att, offset=1), w.gather(1, att)  # [B, K, C], [B, K]

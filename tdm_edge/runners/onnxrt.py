@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import UsageError, first_line
 from .base import Runner, TensorMeta
 
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
@@ -65,8 +65,7 @@ class OnnxRuntimeRunner(Runner):
         try:
             self.session = ort.InferenceSession(source, options, providers=self.providers)
         except Exception as err:  # ORT raises its own exception types for unreadable or invalid models
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise UsageError(f"ONNX Runtime cannot load the model: {first}") from None
+            raise UsageError(f"ONNX Runtime cannot load the model: {first_line(err)}") from None
         self._inputs = [TensorMeta(i.name, np.dtype(_ORT_TYPES.get(i.type, np.float32)),
                                    tuple(d if isinstance(d, int) else None for d in i.shape))
                         for i in self.session.get_inputs()]
