@@ -16,7 +16,7 @@ densest token's delta is its row maximum, and matching is ToMe's bipartite soft 
 
 from __future__ import annotations
 
-import math
+from typing import NamedTuple
 
 import torch
 
@@ -110,19 +110,19 @@ def one_hot_rows(idx: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tens
     return (idx.unsqueeze(-1) == cols).to(dtype)  # [B, M, size]
 
 
-def pairwise_distance(x: torch.Tensor) -> torch.Tensor:
-    """Euclidean distances between tokens, divided by sqrt(C) as in TCFormer.
+def squared_distances(x: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances between tokens, divided by C: TCFormer's ``D = cdist(x, x) / sqrt(C)``, squared.
 
-    ``[B, L, C] -> [B, L, L]`` with an exact zero diagonal. Written with MatMul rather than ``torch.cdist``
-    so it lowers to plain ONNX ops.
+    ``[B, L, C] -> [B, L, L]``, written with one MatMul (no ``torch.cdist``) so that it lowers to plain ONNX ops:
+    ``|x_i|^2 + |x_j|^2 - 2 x_i.x_j`` with the squared norms read off the Gram matrix's diagonal, which makes the
+    diagonal exactly zero (``(g + g) - 2g == 0`` in floating point) without a mask, and costs no pass over the
+    ``[L, C]`` tokens. Rounding can take an entry slightly below zero; it is clamped.
     """
     length, channels = int(x.shape[1]), int(x.shape[2])  # Python ints: constants in the exported graph
-    sq = (x * x).sum(dim=-1)  # [B, L]
-    d2 = sq.unsqueeze(2) + sq.unsqueeze(1) - 2.0 * (x @ x.transpose(-2, -1))  # [B, L, L]
-    idx = torch.arange(length, device=x.device)
-    eye = idx.unsqueeze(1) == idx.unsqueeze(0)  # [L, L]; not torch.eye: its bool EyeLike has no ORT kernel
-    d2 = torch.where(eye, torch.zeros_like(d2), d2.clamp_min(0.0))
-    return d2.sqrt() / math.sqrt(channels)
+    gram = x @ x.transpose(-2, -1)  # [B, L, L]
+    sq = gram.reshape(-1, length * length)[:, ::length + 1]  # [B, L]: the diagonal, one strided Slice
+    d2 = sq.unsqueeze(2) + sq.unsqueeze(1) - 2.0 * gram  # [B, L, L]
+    return d2.clamp_min(0.0) / channels
 
 
 def dpc_knn(x: torch.Tensor, num_clusters: int, k: int = 5) -> torch.Tensor:
@@ -134,6 +134,10 @@ def dpc_knn(x: torch.Tensor, num_clusters: int, k: int = 5) -> torch.Tensor:
     its nearest centre, centres themselves. Equal densities are ordered by index (the lower index counts as
     denser), equal scores and equal distances pick the lower index: no random noise.
 
+    Works on ``D^2`` (:func:`squared_distances`) throughout: the neighbours, the minima and maxima and the nearest
+    centre are the same as on ``D``, the density needs ``D^2`` anyway, and only ``delta`` (``[B, L]``) takes a
+    square root.
+
     Args:
         x: tokens ``[B, L, C]``.
         num_clusters: M, ``1 <= M <= L`` (a Python int).
@@ -142,19 +146,19 @@ def dpc_knn(x: torch.Tensor, num_clusters: int, k: int = 5) -> torch.Tensor:
         ``[B, L]`` cluster id of every token, in ``[0, M)``; cluster m is centred on the m-th best-scoring token.
     """
     length = int(x.shape[1])  # a Python int: constant K and ranges in the graph even with a dynamic batch
-    dist = pairwise_distance(x)  # [B, L, L]
-    knn = torch.topk(dist, k=min(k, length), dim=-1, largest=False).values  # [B, L, k]
-    density = (-(knn ** 2).mean(dim=-1)).exp()  # [B, L]
+    d2 = squared_distances(x)  # [B, L, L]
+    knn = torch.topk(d2, k=min(k, length), dim=-1, largest=False).values  # [B, L, k]
+    density = (-knn.mean(dim=-1)).exp()  # [B, L]
 
     idx = torch.arange(length, device=x.device)
     rho_i, rho_j = density.unsqueeze(2), density.unsqueeze(1)  # [B, L, 1], [B, 1, L]
     lower_index = (idx.unsqueeze(0) < idx.unsqueeze(1)).unsqueeze(0)  # [1, L, L]: j < i
     denser = (rho_j > rho_i) | ((rho_j == rho_i) & lower_index)  # [B, L, L]: j denser than i
-    row_max = dist.amax(dim=-1, keepdim=True)  # [B, L, 1]
-    delta = torch.where(denser, dist, row_max).amin(dim=-1)  # [B, L]
+    row_max = d2.amax(dim=-1, keepdim=True)  # [B, L, 1]
+    delta = torch.where(denser, d2, row_max).amin(dim=-1).sqrt()  # [B, L]
 
     centres = sort_desc(density * delta, num_clusters)[1]  # [B, M]: one TopK with K = M
-    to_centre = dist.gather(2, centres.unsqueeze(1).expand(-1, length, -1))  # [B, L, M]
+    to_centre = d2.gather(2, centres.unsqueeze(1).expand(-1, length, -1))  # [B, L, M]
     is_centre = centres.unsqueeze(1) == idx.view(1, -1, 1)  # [B, L, M]
     to_centre = torch.where(is_centre, torch.full_like(to_centre, -1.0), to_centre)
     return to_centre.argmin(dim=-1)  # [B, L]
@@ -172,32 +176,92 @@ def cluster_assignment(x: torch.Tensor, num_clusters: int, k: int = 5) -> torch.
         return one_hot_rows(labels, num_clusters, x.dtype).transpose(1, 2)  # [B, M, L]
 
 
-def bipartite_assignment(metric: torch.Tensor, r: int) -> torch.Tensor:
-    """ToMe's bipartite soft matching as an assignment matrix: ``r`` tokens merged away.
+class Matching(NamedTuple):
+    """ToMe's bipartite matching between token sets A ``[B, Ka, C]`` and B ``[B, Kb, C]``, ``r`` edges kept.
 
-    Tokens alternate into sets A (even positions) and B (odd positions); each A token finds its most similar
-    B token (cosine similarity, lower index on ties); the ``r`` A tokens with the most similar partners are
-    merged into them. Several A tokens may join the same B token, as in ToMe.
+    Both index tensors over A are in A's own order (for BAT: decreasing importance), so a selection depends only on
+    which edges are among the ``r`` best, not on how near-equal edges are ordered among themselves.
+    """
+
+    src: torch.Tensor  # [B, r] A tokens merged away, in A order
+    dst: torch.Tensor  # [B, r] the B token each of them joins
+    unm: torch.Tensor  # [B, Ka - r] A tokens left unmatched, in A order
+
+
+def inverse_permutation(perm: torch.Tensor) -> torch.Tensor:
+    """``perm [B, N]`` (each row a permutation of ``0..N-1``) -> ``inv`` with ``inv[b, perm[b, i]] = i``.
+
+    One ascending TopK of distinct values (constant K, no scatter).
+    """
+    return torch.topk(perm.float(), int(perm.shape[-1]), dim=-1, largest=False, sorted=True).indices  # [B, N]
+
+
+def bipartite_match(a: torch.Tensor, b: torch.Tensor, r: int) -> Matching:
+    """ToMe's bipartite soft matching: every A token finds its most similar B token, the ``r`` best pairs merge.
+
+    Similarity is cosine: ``a @ b^T`` divided by the outer product of the norms (``[Ka, Kb]`` divisions instead of
+    normalising all ``[K, C]`` tokens first). Ties pick the lower index: the B token with the lower index, and among
+    equally good edges the A token with the lower index. Several A tokens may join the same B token, as in ToMe.
+
+    Args:
+        a, b: ``[B, Ka, C]`` and ``[B, Kb, C]`` features to compare (tokens, or keys for ToMe).
+        r: edges to keep, ``0 <= r <= Ka`` (a Python int).
+    Returns:
+        :class:`Matching` of index tensors (selections, no gradient).
+    """
+    count = int(a.shape[1])  # a Python int: constant K for every TopK
+    with torch.no_grad():
+        norms = a.norm(dim=-1, keepdim=True) * b.norm(dim=-1).unsqueeze(1)  # [B, Ka, Kb]
+        scores = (a @ b.transpose(-2, -1)) / norms  # [B, Ka, Kb]
+        partner = scores.argmax(dim=-1)  # [B, Ka]: most similar B token, lower index on ties
+        best = scores.amax(dim=-1)  # [B, Ka]: its similarity (the same value as scores at partner)
+        rank = inverse_permutation(argsort_desc(best))  # [B, Ka]: place of each A token among the edges
+        # matched A tokens first, then the unmatched ones, each group in A order: sort by rank >= r, then index
+        idx = torch.arange(count, device=a.device)
+        order = sort_desc(-(idx + count * (rank >= r).long()).float())[1]  # [B, Ka]
+        src = order[:, :r]  # [B, r]
+        return Matching(src, partner.gather(1, src), order[:, r:])
+
+
+def merge_matched(a: torch.Tensor, b: torch.Tensor, wa: torch.Tensor, wb: torch.Tensor,
+                  matching: Matching) -> torch.Tensor:
+    """Every B token as the weighted mean of itself and the A tokens matched to it: ``[B, Kb, C]``.
+
+    ``wa [B, Ka]`` and ``wb [B, Kb]`` are per-token weights (class attention). Only the ``r`` matched A tokens enter
+    the MatMul (``[Kb, r] @ [r, C]``); the unmatched ones are ``gather_tokens(a, matching.unm)``, unchanged.
+    """
+    kb = int(b.shape[1])
+    x_src, w_src = gather_tokens(a, matching.src), wa.gather(1, matching.src)  # [B, r, C], [B, r]
+    with torch.no_grad():
+        joins = (matching.dst.unsqueeze(1) == torch.arange(kb, device=b.device).view(1, -1, 1)).to(a.dtype)
+    weights = joins * w_src.unsqueeze(1)  # [B, Kb, r]: A token t joins B token j with weight w_src[t]
+    total = (wb + weights.sum(dim=-1)).unsqueeze(-1)  # [B, Kb, 1]: each output's weight sum
+    # normalise the small weight tensors, not the [Kb, C] result: two passes over [Kb, C] instead of three
+    return (wb.unsqueeze(-1) / total) * b + (weights / total) @ x_src  # [B, Kb, C]
+
+
+def bipartite_assignment(metric: torch.Tensor, r: int) -> torch.Tensor:
+    """ToMe's matching on one token set as an assignment matrix for :func:`combine`: ``r`` tokens merged away.
+
+    Tokens alternate into sets A (even positions) and B (odd positions) and are matched by
+    :func:`bipartite_match`; the ``r`` A tokens with the most similar partners are merged into them.
 
     Args:
         metric: ``[B, K, C]`` features to compare (tokens, or keys for ToMe).
         r: tokens to remove, ``0 <= r <= ceil(K / 2)`` (a Python int).
     Returns:
         ``[B, K - r, K]`` 0/1 matrix. Rows: first the ``floor(K/2)`` B tokens (each with the A tokens merged into
-        it), then the ``ceil(K/2) - r`` unmatched A tokens in decreasing order of their best similarity.
+        it), then the ``ceil(K/2) - r`` unmatched A tokens in their input order.
     """
     count = int(metric.shape[1])  # a Python int, so the exported graph keeps constant sizes
     n_a, n_b = (count + 1) // 2, count // 2
     with torch.no_grad():
-        m = metric / metric.norm(dim=-1, keepdim=True)  # [B, K, C]
-        scores = m[:, 0::2] @ m[:, 1::2].transpose(-2, -1)  # [B, Ka, Kb]
-        partner = scores.argmax(dim=-1)  # [B, Ka]: most similar B token, lower index on ties
-        best = scores.amax(dim=-1)  # [B, Ka]: its similarity (the same value as scores at partner)
-        edges = argsort_desc(best)  # [B, Ka]: A tokens by decreasing best similarity, ties by lower index
-        # rank of every A token in that order: the inverse permutation, one ascending TopK of distinct values
-        rank = torch.topk(edges.to(metric.dtype), n_a, dim=-1, largest=False, sorted=True).indices  # [B, Ka]
-        # output row of every A token: its partner's row if among the r best edges, else after the B rows
-        dest_a = torch.where(rank < r, partner, rank + (n_b - r))  # [B, Ka]
+        match = bipartite_match(metric[:, 0::2], metric[:, 1::2], r)
+        order = torch.cat([match.src, match.unm], dim=1)  # [B, Ka]: matched, then unmatched A tokens
+        place = inverse_permutation(order)  # [B, Ka]: where each A token is in that order
+        # output row by place: the partner's row for the matched, the rows after the B tokens for the unmatched
+        unmatched_rows = torch.arange(n_b, n_b + n_a - r, device=metric.device).expand(order.shape[0], -1)
+        dest_a = torch.cat([match.dst, unmatched_rows], dim=1).gather(1, place)  # [B, Ka]
         # output row of every input token, in the input order (A_i at 2i, B_j at 2j + 1 keeps row j)
         dest_b = torch.arange(n_b, device=metric.device).unsqueeze(0).expand(dest_a.shape[0], -1)  # [B, Kb]
         to_input = torch.tensor([i // 2 if i % 2 == 0 else n_a + i // 2 for i in range(count)],

@@ -77,21 +77,27 @@ def reduce_tokens(x: torch.Tensor, out: AttentionOutput, stage: Stage) -> torch.
     if stage.method == "random":
         w = torch.rand(x.shape[0], x.shape[1] - 1, device=x.device)  # [B, N-1]
     att, inatt = merge.decouple(w, stage.keep)  # [B, K], [B, L]
-    # rows gathered straight from x (offset 1 skips the class token): no copy of the patches is made first
-    x_att, w_att = merge.gather_tokens(x, att, offset=1), w.gather(1, att)  # [B, K, C], [B, K]
-    x_in, w_in = merge.gather_tokens(x, inatt, offset=1), w.gather(1, inatt)  # [B, L, C], [B, L]
-    if stage.method == "random":
-        return torch.cat([cls, x_att], dim=1)
-    if stage.method == "evit":
+    if stage.method in ("random", "evit"):
+        # rows gathered straight from x (offset 1 skips the class token): no copy of the patches is made first
+        x_att, w_att = merge.gather_tokens(x, att, offset=1), w.gather(1, att)  # [B, K, C], [B, K]
+        if stage.method == "random":
+            return torch.cat([cls, x_att], dim=1)
         # EViT: the top K-1 tokens stay, all others fuse into one token, weighted by (unnormalised) attention
+        x_in, w_in = merge.gather_tokens(x, inatt, offset=1), w.gather(1, inatt)  # [B, L, C], [B, L]
         rest = torch.cat([x_att[:, -1:], x_in], dim=1)  # [B, L+1, C]
         w_rest = torch.cat([w_att[:, -1:], w_in], dim=1)  # [B, L+1]
         fused = merge.combine(rest, torch.ones_like(w_rest).unsqueeze(1), w_rest, normalize=False)  # [B, 1, C]
         return torch.cat([cls, x_att[:, :-1], fused], dim=1)
-    # BAT: match homogeneous attentive tokens, cluster the inattentive ones
-    attentive = merge.combine(x_att, merge.bipartite_assignment(x_att, stage.pairs), w_att)  # [B, K-r, C]
+    # BAT: match homogeneous attentive tokens (A = even, B = odd ranks), cluster the inattentive ones. Every set is
+    # gathered straight from x, so no [K, C] copy is sliced or normalised on the way.
+    a, b = att[:, 0::2], att[:, 1::2]  # [B, Ka], [B, Kb]
+    x_a, x_b, x_in = (merge.gather_tokens(x, i, offset=1) for i in (a, b, inatt))  # [B, Ka|Kb|L, C]
+    w_a, w_b, w_in = (w.gather(1, i) for i in (a, b, inatt))  # [B, Ka|Kb|L]
+    matching = merge.bipartite_match(x_a, x_b, stage.pairs)
+    merged = merge.merge_matched(x_a, x_b, w_a, w_b, matching)  # [B, Kb, C]
+    unmatched = merge.gather_tokens(x_a, matching.unm)  # [B, Ka - r, C]
     clusters = merge.combine(x_in, merge.cluster_assignment(x_in, stage.clusters, stage.knn), w_in)  # [B, M, C]
-    return torch.cat([cls, attentive, clusters], dim=1)
+    return torch.cat([cls, merged, unmatched, clusters], dim=1)
 
 
 IMPORTANCE_METHODS = ("bat", "evit")

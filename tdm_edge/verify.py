@@ -33,15 +33,16 @@ def record_selections(forced: dict[str, np.ndarray] | None = None) -> Iterator["
     """Record every selection the patched blocks compute, in call order, as ``(name, tensor)`` pairs.
 
     Names: ``tdm_attentive_{i}`` / ``tdm_inattentive_{i}`` (``[B, K]`` / ``[B, L]`` indices from decoupling),
-    ``tdm_matching_{i}`` (``[B, K-r, K]`` bipartite assignment), ``tdm_clusters_{i}`` (``[B, M, L]`` DPC-kNN
-    assignment), ``i`` counting each kind from 0. Wraps the functions of :mod:`tdm_edge.merge` that
+    ``tdm_matched_{i}`` / ``tdm_partners_{i}`` / ``tdm_unmatched_{i}`` (the :class:`~tdm_edge.merge.Matching` of a
+    bipartite matching, BAT's or ToMe's), ``tdm_clusters_{i}`` (``[B, M, L]`` DPC-kNN assignment), ``i`` counting
+    each kind from 0. Wraps the functions of :mod:`tdm_edge.merge` that
     :func:`tdm_edge.patch.reduce_tokens` calls, for the duration of the ``with`` block only.
     With ``forced``, a selection whose name is in it is replaced by that array (e.g. ONNX Runtime's).
     The importance each decoupling sorted is kept in ``.importance`` (``tdm_attentive_{i}`` -> ``[B, N-1]``).
     """
     records = Recording()
     counts: dict[str, int] = {}
-    originals = {name: getattr(merge, name) for name in ("decouple", "bipartite_assignment", "cluster_assignment")}
+    originals = {name: getattr(merge, name) for name in ("decouple", "bipartite_match", "cluster_assignment")}
 
     def add(kind: str, value: torch.Tensor) -> torch.Tensor:
         name = f"tdm_{kind}_{counts.get(kind, 0)}"
@@ -56,14 +57,14 @@ def record_selections(forced: dict[str, np.ndarray] | None = None) -> Iterator["
         records.importance[f"tdm_attentive_{counts.get('attentive', 0)}"] = importance
         return add("attentive", att), add("inattentive", inatt)
 
-    def bipartite_assignment(*args, **kwargs):
-        return add("matching", originals["bipartite_assignment"](*args, **kwargs))
+    def bipartite_match(*args, **kwargs):
+        src, dst, unm = originals["bipartite_match"](*args, **kwargs)
+        return merge.Matching(add("matched", src), add("partners", dst), add("unmatched", unm))
 
     def cluster_assignment(*args, **kwargs):
         return add("clusters", originals["cluster_assignment"](*args, **kwargs))
 
-    wrappers = {"decouple": decouple, "bipartite_assignment": bipartite_assignment,
-                "cluster_assignment": cluster_assignment}
+    wrappers = {"decouple": decouple, "bipartite_match": bipartite_match, "cluster_assignment": cluster_assignment}
     try:
         for name, fn in wrappers.items():
             setattr(merge, name, fn)

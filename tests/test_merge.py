@@ -1,6 +1,7 @@
 """Each token op against a slow, obviously-correct reference on small inputs."""
 
 import math
+from fractions import Fraction
 
 import pytest
 import torch
@@ -28,12 +29,12 @@ def test_decouple_splits_into_top_k_and_rest_in_importance_order():
     assert inatt.tolist() == [[2, 0, 4]]
 
 
-def test_pairwise_distance_matches_cdist_over_sqrt_c():
+def test_squared_distances_match_cdist_squared_over_c_with_an_exact_zero_diagonal():
     torch.manual_seed(1)
-    x = torch.randn(2, 9, 16)
-    d = merge.pairwise_distance(x)
-    assert torch.allclose(d, torch.cdist(x, x) / 4.0, atol=1e-5)
-    assert torch.all(torch.diagonal(d, dim1=1, dim2=2) == 0)
+    x = 3.0 * torch.randn(2, 9, 16) + 5.0  # an offset makes |x_i|^2 + |x_j|^2 - 2 x_i.x_j cancel badly
+    d2 = merge.squared_distances(x)
+    assert torch.allclose(d2, torch.cdist(x.double(), x.double()).square().float() / 16.0, atol=1e-3)
+    assert torch.all(torch.diagonal(d2, dim1=1, dim2=2) == 0) and torch.all(d2 >= 0)
 
 
 def _dpc_reference(x, m, k):
@@ -78,6 +79,34 @@ def test_dpc_knn_is_deterministic_under_ties_and_centres_join_themselves():
     assert first[0, 4] == first[0, 5] and first[0, 0] == first[0, 3]
 
 
+def _dpc_exact(x, m, k):
+    """DPC-kNN in exact rational arithmetic for integer tokens: every tie is a true tie."""
+    rows = [[int(v) for v in row] for row in x.tolist()]
+    n, c = len(rows), len(rows[0])
+    d2 = [[Fraction(sum((a - b) ** 2 for a, b in zip(rows[i], rows[j])), c) for j in range(n)] for i in range(n)]
+    knn_mean = [sum(sorted(d2[i])[:k]) / k for i in range(n)]  # density exp(-knn_mean): smaller is denser
+    delta2 = []
+    for i in range(n):
+        denser = [d2[i][j] for j in range(n) if knn_mean[j] < knn_mean[i] or (knn_mean[j] == knn_mean[i] and j < i)]
+        delta2.append(min(denser) if denser else max(d2[i]))
+    score = [math.exp(-float(knn_mean[i])) * math.sqrt(float(delta2[i])) for i in range(n)]
+    centres = sorted(range(n), key=lambda i: (-score[i], i))[:m]
+    return [centres.index(i) if i in centres else min(range(m), key=lambda t: (d2[i][centres[t]], t))
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_dpc_knn_breaks_exact_ties_like_exact_arithmetic(seed):
+    # integer tokens: many distances and densities tie exactly; fp32 computes them exactly too (no sqrt before
+    # the density), so the index tie-breaking must give exactly the rational reference's clusters
+    gen = torch.Generator().manual_seed(seed)
+    length = 10 + 5 * seed
+    x = torch.randint(-2, 3, (2, length, 16), generator=gen).float()
+    labels = merge.dpc_knn(x, 1 + length // 4, 5)
+    for b in range(2):
+        assert labels[b].tolist() == _dpc_exact(x[b], 1 + length // 4, 5)
+
+
 def _matching_reference(metric, r):
     """ToMe bipartite matching with loops: returns the output groups as sorted lists of input indices."""
     k = metric.shape[0]
@@ -91,7 +120,7 @@ def _matching_reference(metric, r):
     order = sorted(range(len(a_idx)), key=lambda t: (-best[t][0], t))
     merged, kept = order[:r], order[r:]
     groups = [[b] + [a_idx[t] for t in merged if best[t][1] == jb] for jb, b in enumerate(b_idx)]
-    groups += [[a_idx[t]] for t in kept]
+    groups += [[a_idx[t]] for t in sorted(kept)]  # unmatched A tokens keep their input order
     return [sorted(g) for g in groups]
 
 
@@ -113,6 +142,35 @@ def test_bipartite_assignment_is_deterministic_under_ties():
     # A = 0,2,4,6 all pick B token 1 (lowest index); the two merged are A tokens 0 and 2 (lowest index first)
     assert sorted(torch.nonzero(s[0, 0]).flatten().tolist()) == [0, 1, 2]
     assert [sorted(torch.nonzero(r).flatten().tolist()) for r in s[0, 4:]] == [[4], [6]]
+
+
+def test_bipartite_match_keeps_the_r_best_edges_listed_in_a_order():
+    torch.manual_seed(4)
+    a, b = torch.randn(2, 9, 6, dtype=torch.float64), torch.randn(2, 8, 6, dtype=torch.float64)
+    m = merge.bipartite_match(a, b, 4)
+    for i in range(2):
+        sims = torch.nn.functional.cosine_similarity(a[i, :, None], b[i, None], dim=-1)  # [9, 8]
+        best = [(float(sims[t].max()), t) for t in range(9)]
+        top = sorted(range(9), key=lambda t: (-best[t][0], t))[:4]
+        assert m.src[i].tolist() == sorted(top)  # the 4 best edges, listed in A order
+        assert m.dst[i].tolist() == [int(sims[t].argmax()) for t in sorted(top)]
+        assert m.unm[i].tolist() == sorted(set(range(9)) - set(top))
+
+
+def test_merge_matched_is_the_weighted_mean_of_each_b_token_and_its_matches():
+    torch.manual_seed(5)
+    a, b = torch.randn(1, 5, 3, requires_grad=True), torch.randn(1, 4, 3)
+    wa, wb = torch.rand(1, 5) + 0.1, torch.rand(1, 4) + 0.1
+    m = merge.Matching(torch.tensor([[0, 2, 3]]), torch.tensor([[1, 1, 3]]), torch.tensor([[1, 4]]))
+    out = merge.merge_matched(a, b, wa, wb, m)  # [1, 4, 3]
+    joined = {0: [], 1: [0, 2], 2: [], 3: [3]}
+    for j, srcs in joined.items():
+        total = wb[0, j] * b[0, j] + sum(wa[0, t] * a[0, t] for t in srcs)
+        assert torch.allclose(out[0, j], total / (wb[0, j] + sum(wa[0, t] for t in srcs)), atol=1e-6)
+    assert torch.equal(out[0, 0], b[0, 0])  # no match: w/w is exactly 1
+    out.sum().backward()
+    assert a.grad[0, 1].abs().sum() == 0 and a.grad[0, 4].abs().sum() == 0  # unmatched: not in this output
+    assert a.grad[0, [0, 2, 3]].abs().sum() > 0
 
 
 def test_combine_is_an_importance_weighted_mean_with_rows_summing_to_one():
