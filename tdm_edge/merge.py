@@ -111,18 +111,17 @@ def one_hot_rows(idx: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tens
 
 
 def squared_distances(x: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean distances between tokens, divided by C: TCFormer's ``D = cdist(x, x) / sqrt(C)``, squared.
+    """Squared Euclidean distances between tokens: ``[B, L, C] -> [B, L, L]``.
 
-    ``[B, L, C] -> [B, L, L]``, written with one MatMul (no ``torch.cdist``) so that it lowers to plain ONNX ops:
-    ``|x_i|^2 + |x_j|^2 - 2 x_i.x_j`` with the squared norms read off the Gram matrix's diagonal, which makes the
-    diagonal exactly zero (``(g + g) - 2g == 0`` in floating point) without a mask, and costs no pass over the
-    ``[L, C]`` tokens. Rounding can take an entry slightly below zero; it is clamped.
+    One MatMul (no ``torch.cdist``, so it lowers to plain ONNX ops): ``|x_i|^2 + |x_j|^2 - 2 x_i.x_j`` with the
+    squared norms read off the Gram matrix's diagonal, which makes the diagonal exactly zero (``(g + g) - 2g == 0``
+    in floating point) without a mask and costs no pass over the ``[L, C]`` tokens. Rounding can take an entry
+    slightly below zero; it is clamped.
     """
-    length, channels = int(x.shape[1]), int(x.shape[2])  # Python ints: constants in the exported graph
+    length = int(x.shape[1])  # a Python int: a constant in the exported graph
     gram = x @ x.transpose(-2, -1)  # [B, L, L]
     sq = gram.reshape(-1, length * length)[:, ::length + 1]  # [B, L]: the diagonal, one strided Slice
-    d2 = sq.unsqueeze(2) + sq.unsqueeze(1) - 2.0 * gram  # [B, L, L]
-    return d2.clamp_min(0.0) / channels
+    return (sq.unsqueeze(2) + sq.unsqueeze(1) - 2.0 * gram).clamp_min(0.0)  # [B, L, L]
 
 
 def dpc_knn(x: torch.Tensor, num_clusters: int, k: int = 5) -> torch.Tensor:
@@ -134,9 +133,10 @@ def dpc_knn(x: torch.Tensor, num_clusters: int, k: int = 5) -> torch.Tensor:
     its nearest centre, centres themselves. Equal densities are ordered by index (the lower index counts as
     denser), equal scores and equal distances pick the lower index: no random noise.
 
-    Works on ``D^2`` (:func:`squared_distances`) throughout: the neighbours, the minima and maxima and the nearest
-    centre are the same as on ``D``, the density needs ``D^2`` anyway, and only ``delta`` (``[B, L]``) takes a
-    square root.
+    Works on squared distances (:func:`squared_distances`, without the ``1/C``) throughout: the neighbours, the
+    minima and maxima and the nearest centre are the same as on ``D``, the density needs ``D^2`` anyway (``1/C``
+    is applied to its ``[B, L]`` kNN means), and only ``delta`` (``[B, L]``) takes a square root; its ``1/sqrt(C)``
+    is left out, which scales every score alike and so picks the same centres.
 
     Args:
         x: tokens ``[B, L, C]``.
@@ -145,17 +145,17 @@ def dpc_knn(x: torch.Tensor, num_clusters: int, k: int = 5) -> torch.Tensor:
     Returns:
         ``[B, L]`` cluster id of every token, in ``[0, M)``; cluster m is centred on the m-th best-scoring token.
     """
-    length = int(x.shape[1])  # a Python int: constant K and ranges in the graph even with a dynamic batch
-    d2 = squared_distances(x)  # [B, L, L]
+    length, channels = int(x.shape[1]), int(x.shape[2])  # Python ints: constants even with a dynamic batch
+    d2 = squared_distances(x)  # [B, L, L]: C * D^2
     knn = torch.topk(d2, k=min(k, length), dim=-1, largest=False).values  # [B, L, k]
-    density = (-knn.mean(dim=-1)).exp()  # [B, L]
+    density = (knn.mean(dim=-1) * (-1.0 / channels)).exp()  # [B, L]: exp(-mean D^2)
 
     idx = torch.arange(length, device=x.device)
     rho_i, rho_j = density.unsqueeze(2), density.unsqueeze(1)  # [B, L, 1], [B, 1, L]
     lower_index = (idx.unsqueeze(0) < idx.unsqueeze(1)).unsqueeze(0)  # [1, L, L]: j < i
-    denser = (rho_j > rho_i) | ((rho_j == rho_i) & lower_index)  # [B, L, L]: j denser than i
+    denser = torch.where(lower_index, rho_j >= rho_i, rho_j > rho_i)  # [B, L, L]: j denser than i
     row_max = d2.amax(dim=-1, keepdim=True)  # [B, L, 1]
-    delta = torch.where(denser, d2, row_max).amin(dim=-1).sqrt()  # [B, L]
+    delta = torch.where(denser, d2, row_max).amin(dim=-1).sqrt()  # [B, L]: sqrt(C) * delta
 
     centres = sort_desc(density * delta, num_clusters)[1]  # [B, M]: one TopK with K = M
     to_centre = d2.gather(2, centres.unsqueeze(1).expand(-1, length, -1))  # [B, L, M]
@@ -216,9 +216,11 @@ def bipartite_match(a: torch.Tensor, b: torch.Tensor, r: int) -> Matching:
         partner = scores.argmax(dim=-1)  # [B, Ka]: most similar B token, lower index on ties
         best = scores.amax(dim=-1)  # [B, Ka]: its similarity (the same value as scores at partner)
         rank = inverse_permutation(argsort_desc(best))  # [B, Ka]: place of each A token among the edges
-        # matched A tokens first, then the unmatched ones, each group in A order: sort by rank >= r, then index
-        idx = torch.arange(count, device=a.device)
-        order = sort_desc(-(idx + count * (rank >= r).long()).float())[1]  # [B, Ka]
+        # matched A tokens first, then the unmatched ones, each group in A order: an ascending sort of distinct
+        # keys (index, or index + Ka when unmatched), one TopK
+        idx = torch.arange(count, device=a.device, dtype=a.dtype)  # [Ka]
+        key = torch.where(rank < r, idx, idx + count)  # [B, Ka]
+        order = torch.topk(key, count, dim=-1, largest=False, sorted=True).indices  # [B, Ka]
         src = order[:, :r]  # [B, r]
         return Matching(src, partner.gather(1, src), order[:, r:])
 

@@ -29,11 +29,11 @@ def test_decouple_splits_into_top_k_and_rest_in_importance_order():
     assert inatt.tolist() == [[2, 0, 4]]
 
 
-def test_squared_distances_match_cdist_squared_over_c_with_an_exact_zero_diagonal():
+def test_squared_distances_match_cdist_squared_with_an_exact_zero_diagonal():
     torch.manual_seed(1)
     x = 3.0 * torch.randn(2, 9, 16) + 5.0  # an offset makes |x_i|^2 + |x_j|^2 - 2 x_i.x_j cancel badly
     d2 = merge.squared_distances(x)
-    assert torch.allclose(d2, torch.cdist(x.double(), x.double()).square().float() / 16.0, atol=1e-3)
+    assert torch.allclose(d2, torch.cdist(x.double(), x.double()).square().float(), atol=2e-2)
     assert torch.all(torch.diagonal(d2, dim1=1, dim2=2) == 0) and torch.all(d2 >= 0)
 
 
