@@ -7,7 +7,8 @@ boolean indexing or scatter with a reduction (see ../shared/METHOD.md for why).
 
 A combination is always "assignment matrix times tokens": ``S [B, M, N]`` holds 0/1 (which input token goes to
 which output token), it is built under ``no_grad`` from the selection, and :func:`combine` multiplies it by the
-per-token weights (which keep their gradient) and normalises the rows.
+per-token weights (which keep their gradient) and normalises the rows. :func:`merge_matched` is the same for a
+matching, restricted to the tokens that actually merge (``[Kb, r]`` times the ``r`` matched tokens).
 
 Where the BAT paper is silent these functions implement our documented choices (METHOD.md "Our choices"):
 ties are broken by token index everywhere, DPC-kNN follows TCFormer without its random tie-breaking noise, the

@@ -3,7 +3,7 @@
 Every input (random, and structured images: see :func:`structured_images`) runs through the
 PyTorch model and through ONNX Runtime; fp32 logits must agree within ``atol`` and give the same top-1.
 The token selections are compared exactly: while exporting, :func:`record_selections` makes every selection the
-model computes (decoupling indices, matching and clustering assignment matrices) an extra graph output; the
+model computes (decoupling and matching indices, clustering assignment matrices) an extra graph output; the
 shipped graph drops those outputs, and verification runs the shipped graph with them declared again
 (:func:`with_outputs`), so what is compared is the shipped computation, not a re-export.
 """
