@@ -111,6 +111,15 @@ def one_hot_rows(idx: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tens
     return (idx.unsqueeze(-1) == cols).to(dtype)  # [B, M, size]
 
 
+def assignment(dest: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tensor:
+    """``dest [B, N]`` (the output row of every input token) -> 0/1 ``[B, size, N]`` with a 1 at ``(dest[n], n)``.
+
+    One Equal against ``arange(size)``: no scatter, and no Transpose of a :func:`one_hot_rows` result.
+    """
+    rows = torch.arange(size, device=dest.device).view(1, -1, 1)  # [1, size, 1]
+    return (dest.unsqueeze(1) == rows).to(dtype)  # [B, size, N]
+
+
 def squared_distances(x: torch.Tensor) -> torch.Tensor:
     """Squared Euclidean distances between tokens: ``[B, L, C] -> [B, L, L]``.
 
@@ -170,8 +179,7 @@ def cluster_assignment(x: torch.Tensor, num_clusters: int, k: int = 5) -> torch.
     with torch.no_grad():
         labels = dpc_knn(x, num_clusters, k)  # [B, L]
         if torch.onnx.is_in_onnx_export():  # built as [B, M, L] directly: no Transpose node
-            rows = torch.arange(num_clusters, device=x.device).view(1, -1, 1)  # [1, M, 1]
-            return (labels.unsqueeze(1) == rows).to(x.dtype)  # [B, M, L]
+            return assignment(labels, num_clusters, x.dtype)  # [B, M, L]
         # eager: the same values as a transposed view, the memory layout (and so the MatMul rounding in
         # combine) this function has always had
         return one_hot_rows(labels, num_clusters, x.dtype).transpose(1, 2)  # [B, M, L]
@@ -236,7 +244,7 @@ def merge_matched(a: torch.Tensor, b: torch.Tensor, wa: torch.Tensor, wb: torch.
     kb = int(b.shape[1])
     x_src, w_src = gather_tokens(a, matching.src), wa.gather(1, matching.src)  # [B, r, C], [B, r]
     with torch.no_grad():
-        joins = (matching.dst.unsqueeze(1) == torch.arange(kb, device=b.device).view(1, -1, 1)).to(a.dtype)
+        joins = assignment(matching.dst, kb, a.dtype)  # [B, Kb, r]
     weights = joins * w_src.unsqueeze(1)  # [B, Kb, r]: A token t joins B token j with weight w_src[t]
     total = (wb + weights.sum(dim=-1)).unsqueeze(-1)  # [B, Kb, 1]: each output's weight sum
     # normalise the small weight tensors, not the [Kb, C] result: two passes over [Kb, C] instead of three
@@ -270,5 +278,4 @@ def bipartite_assignment(metric: torch.Tensor, r: int) -> torch.Tensor:
         to_input = torch.tensor([i // 2 if i % 2 == 0 else n_a + i // 2 for i in range(count)],
                                 device=metric.device)
         dest = torch.cat([dest_a, dest_b], dim=1).index_select(1, to_input)  # [B, K]
-        rows = torch.arange(count - r, device=metric.device).view(1, -1, 1)  # [1, K - r, 1]
-        return (dest.unsqueeze(1) == rows).to(metric.dtype)  # [B, K - r, K]: one 1 per column
+        return assignment(dest, count - r, metric.dtype)  # [B, K - r, K]: one 1 per column

@@ -29,6 +29,11 @@ def test_decouple_splits_into_top_k_and_rest_in_importance_order():
     assert inatt.tolist() == [[2, 0, 4]]
 
 
+def test_assignment_puts_every_input_token_in_its_output_row():
+    s = merge.assignment(torch.tensor([[2, 0, 2, 1]]), 3, torch.float32)  # [1, 3, 4]
+    assert s.tolist() == [[[0, 1, 0, 0], [0, 0, 0, 1], [1, 0, 1, 0]]]
+
+
 def test_squared_distances_match_cdist_squared_with_an_exact_zero_diagonal():
     torch.manual_seed(1)
     x = 3.0 * torch.randn(2, 9, 16) + 5.0  # an offset makes |x_i|^2 + |x_j|^2 - 2 x_i.x_j cancel badly
