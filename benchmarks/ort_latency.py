@@ -131,12 +131,12 @@ def summarise(repeats: list[dict[str, list[list[float]]]]) -> dict:
     """Per-model quartiles over all samples, and each ratio per repeat (paired by round) with its median."""
     models = list(repeats[0])
     stats = {k: quartiles([t for rep in repeats for rnd in rep[k] for t in rnd]) for k in models}
-    ratios = {f"{a}/{b}": [round(paired_ratio(rep[a], rep[b]), 4) for rep in repeats] for a, b in PAIRS}
-    return {"per_model": stats, "ratios_per_repeat": ratios,
-            "ratios": {k: round(float(np.median(v)), 4) for k, v in ratios.items()},
-            "bat_over_ideal_pct": round(100 * (float(np.median(ratios["bat/ideal"])) - 1), 2),
-            "bat_over_ideal_pct_range": [round(100 * (min(ratios["bat/ideal"]) - 1), 2),
-                                         round(100 * (max(ratios["bat/ideal"]) - 1), 2)]}
+    per_repeat = {f"{a}/{b}": [round(paired_ratio(rep[a], rep[b]), 4) for rep in repeats] for a, b in PAIRS}
+    ratios = {k: round(float(np.median(v)), 4) for k, v in per_repeat.items()}
+    pct = lambda ratio: round(100 * (ratio - 1), 2)  # noqa: E731
+    return {"per_model": stats, "ratios_per_repeat": per_repeat, "ratios": ratios,
+            "bat_over_ideal_pct": pct(ratios["bat/ideal"]),
+            "bat_over_ideal_pct_range": [pct(min(per_repeat["bat/ideal"])), pct(max(per_repeat["bat/ideal"]))]}
 
 
 def main(argv: list[str] | None = None) -> int:
