@@ -123,15 +123,16 @@ def assignment(dest: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tenso
 def squared_distances(x: torch.Tensor) -> torch.Tensor:
     """Squared Euclidean distances between tokens: ``[B, L, C] -> [B, L, L]``.
 
-    One MatMul (no ``torch.cdist``, so it lowers to plain ONNX ops): ``|x_i|^2 + |x_j|^2 - 2 x_i.x_j`` with the
-    squared norms read off the Gram matrix's diagonal, which makes the diagonal exactly zero (``(g + g) - 2g == 0``
-    in floating point) without a mask and costs no pass over the ``[L, C]`` tokens. Rounding can take an entry
-    slightly below zero; it is clamped.
+    One MatMul (no ``torch.cdist``, so it lowers to plain ONNX ops): ``|x_i|^2 + |x_j|^2 - 2 x_i.x_j``. The product
+    is scaled by -2 straight after the MatMul (ONNX Runtime fuses that into the MatMul) and the squared norms are read
+    off its diagonal (times -1/2, exact), which makes the diagonal exactly zero (``(g + g) + (-2g) == 0`` in floating
+    point) without a mask and costs no pass over the ``[L, C]`` tokens. Rounding can take an entry slightly below
+    zero; it is clamped.
     """
     length = int(x.shape[1])  # a Python int: a constant in the exported graph
-    gram = x @ x.transpose(-2, -1)  # [B, L, L]
-    sq = gram.reshape(-1, length * length)[:, ::length + 1]  # [B, L]: the diagonal, one strided Slice
-    return (sq.unsqueeze(2) + sq.unsqueeze(1) - 2.0 * gram).clamp_min(0.0)  # [B, L, L]
+    gram = (x @ x.transpose(-2, -1)) * -2.0  # [B, L, L]: -2 x_i.x_j, one fused MatMul
+    sq = gram.reshape(-1, length * length)[:, ::length + 1] * -0.5  # [B, L]: the diagonal, one strided Slice
+    return (sq.unsqueeze(2) + sq.unsqueeze(1) + gram).clamp_min(0.0)  # [B, L, L]
 
 
 def dpc_knn(x: torch.Tensor, num_clusters: int, k: int = 5) -> torch.Tensor:
