@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tdm_edge.errors import UsageError
+
 
 @dataclass(frozen=True)
 class NodeTime:
@@ -173,8 +175,12 @@ def main(argv: list[str] | None = None) -> int:
         for path in (model, reference):
             if not os.path.isfile(path):
                 p.error(f"no such file: {path}")
-        c = compare(profile(model, args.batch, args.threads, args.runs),
-                    profile(reference, args.batch, args.threads, args.runs))
+        try:
+            c = compare(profile(model, args.batch, args.threads, args.runs),
+                        profile(reference, args.batch, args.threads, args.runs))
+        except UsageError as err:  # e.g. a file ONNX Runtime cannot load
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     print(f"{os.path.basename(model)} against {os.path.basename(reference)}, batch {args.batch}, "
           f"{args.threads} thread(s), median of {args.runs} runs per node\n")
     print(format_report(c, args.top))
