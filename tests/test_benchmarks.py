@@ -1,4 +1,5 @@
-"""The latency benchmark's statistics (benchmarks/ort_latency.py), on synthetic timings."""
+"""The benchmarks' own logic: ort_latency.py's statistics on synthetic timings, ort_profile.py's node matching on
+synthetic traces and on a real profile of a tiny BAT graph."""
 
 import importlib.util
 import sys
@@ -85,21 +86,18 @@ def test_compare_shares_equal_signatures_and_charges_the_surplus_to_the_model(pr
     assert c.by_op() == [("Add", 1, 7.0), ("TopK", 1, 3.0)]
 
 
-def test_profile_of_a_real_bat_graph_finds_its_selection_ops_as_added_work(prof, tmp_path):
+def test_profile_of_a_real_bat_graph_finds_its_selection_ops_as_added_work(prof, bench, tmp_path):
     import onnx
 
     from tdm_edge.export import export_onnx
     from tdm_edge.patch import patch_vit
     from tests.conftest import tiny_vit
 
-    sys.path.insert(0, str(_PATH.parent))
-    from ort_latency import ideal_model
-
     paths = {}
     for key in ("bat", "ideal"):
         model = patch_vit(tiny_vit(), "bat", keep_rate=0.7)
         if key == "ideal":
-            ideal_model(model)
+            bench.ideal_model(model)
         paths[key] = str(tmp_path / f"{key}.onnx")
         export_onnx(model, paths[key], batch=1, verify=False)
     bat, ideal = (prof.profile(paths[k], runs=3, warmup=1) for k in ("bat", "ideal"))
