@@ -69,6 +69,21 @@ def trained_like(model: torch.nn.Module, seed: int = 1, scale: float = 0.02) -> 
     return model
 
 
+MODELS = ("unpruned", "bat", "evit", "ideal")
+
+
+def benchmark_models(name: str, keep_rate: float, keys: tuple[str, ...] = MODELS) -> dict[str, torch.nn.Module]:
+    """The compared models (see the module docstring) with trained-like weights, in the order of ``keys``."""
+    models = {}
+    for key in keys:
+        method = {"unpruned": "none", "ideal": "bat"}.get(key, key)
+        model = create_model(name, method=method, keep_rate=keep_rate)
+        if key == "ideal":
+            ideal_model(model)
+        models[key] = trained_like(model)  # LayerNorm scales != 1 and biases != 0, as in a trained checkpoint
+    return models
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -169,12 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory() as tmp:
         for batch in args.batches:
-            models = {"unpruned": create_model(args.model, method="none"),
-                      "bat": create_model(args.model, method="bat", keep_rate=args.keep_rate),
-                      "evit": create_model(args.model, method="evit", keep_rate=args.keep_rate)}
-            models["ideal"] = ideal_model(create_model(args.model, method="bat", keep_rate=args.keep_rate))
-            for model in models.values():
-                trained_like(model)  # LayerNorm scales != 1 and biases != 0, as in a trained checkpoint
+            models = benchmark_models(args.model, args.keep_rate)
             paths, tokens = {}, {}
             for key, model in models.items():
                 paths[key] = os.path.join(tmp, f"{key}_b{batch}.onnx")

@@ -139,20 +139,16 @@ def format_report(c: Comparison, top: int = 15) -> str:
 def export_pair(model_name: str, keep_rate: float, batch: int, out_dir: str) -> tuple[str, str]:
     """Export BAT and the ideal (slicing) model with trained-like weights, as ``ort_latency.py`` does."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from ort_latency import ideal_model, trained_like
+    from ort_latency import benchmark_models
 
     import torch
     from tdm_edge.export import export_onnx
-    from tdm_edge.models import create_model
 
+    torch.manual_seed(0)
     paths = []
-    for key in ("bat", "ideal"):
-        torch.manual_seed(0)
-        model = create_model(model_name, method="bat", keep_rate=keep_rate)
-        if key == "ideal":
-            ideal_model(model)
+    for key, model in benchmark_models(model_name, keep_rate, ("bat", "ideal")).items():
         paths.append(os.path.join(out_dir, f"{key}_b{batch}.onnx"))
-        export_onnx(trained_like(model), paths[-1], batch=batch, verify=False)
+        export_onnx(model, paths[-1], batch=batch, verify=False)
     return paths[0], paths[1]
 
 
