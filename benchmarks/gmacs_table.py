@@ -1,6 +1,6 @@
 """GMACs per image for DeiT-T/S at keep rates 0.5-0.9 (BAT, EViT, ToMe at equal token budget), beside the paper.
 
-Counting: tdm_edge.flops (the paper's torchprofile rules). Deterministic: no timing involved.
+Counting: tdm_edge.reduce.flops (the paper's torchprofile rules). Deterministic: no timing involved.
 Usage: python benchmarks/gmacs_table.py [--out benchmarks/results/gmacs.md]
 """
 
@@ -13,8 +13,8 @@ import platform
 import torch
 
 from tdm_edge import __version__
-from tdm_edge.flops import flops_report
-from tdm_edge.models import create_model
+from tdm_edge.reduce.flops import flops_report
+from tdm_edge.reduce.models import create_model
 
 PAPER = {  # (model, keep rate) -> (GMACs, top-1) from the BAT paper (CVPR 2023), ImageNet-1k, 224 px
     ("deit_small_patch16_224", 1.0): (4.60, 79.8),
@@ -49,7 +49,7 @@ def main() -> None:
     print(text)
     meta = f"tdm-edge {__version__}, torch {torch.__version__}, {platform.machine()}"
     with open(args.out, "w") as f:
-        f.write(f"# GMACs per image, 224 px (counted by tdm_edge.flops; {meta})\n\n{text}\n")
+        f.write(f"# GMACs per image, 224 px (counted by tdm_edge.reduce.flops; {meta})\n\n{text}\n")
     with open(args.out.replace(".md", ".json"), "w") as f:
         json.dump({"meta": meta, "rows": records}, f, indent=1)
 

@@ -12,7 +12,7 @@ in four sessions of one process agreed within 0.4 %), so one process is not enou
 - ``ideal``: the BAT schedule with every stage replaced by ``method="slice"`` (keep the first tokens): the same
   token counts with a free selection, the floor any selection method can reach on this backend.
 
-All are exported with :func:`tdm_edge.export.export_onnx` (static batch, opset 17, simplified, verified)
+All are exported with :func:`tdm_edge.export.onnx_export.export_onnx` (static batch, opset 17, simplified, verified)
 and run with :class:`tdm_edge.runners.OnnxRuntimeRunner`. Random weights, made trained-like
 (:func:`trained_like`): latency does not depend on their values, but the graph does depend on their structure.
 
@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tdm_edge.export import export_onnx
-from tdm_edge.models import create_model
+from tdm_edge.export.onnx_export import export_onnx
+from tdm_edge.reduce.models import create_model
 from tdm_edge.runners import OnnxRuntimeRunner
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -142,7 +142,7 @@ def export_pair(model_name: str, keep_rate: float, batch: int, out_dir: str) -> 
     from ort_latency import benchmark_models
 
     import torch
-    from tdm_edge.export import export_onnx
+    from tdm_edge.export.onnx_export import export_onnx
 
     torch.manual_seed(0)
     paths = []

@@ -1,16 +1,23 @@
 """tdm-edge: token-pruned Vision Transformers from timm to ONNX, TensorRT and a camera loop.
 
-Pipeline stages, one module each:
-  merge.py      pure tensor ops: class-token importance, decoupling, DPC-kNN clustering, bipartite matching
-  schedule.py   fixed per-stage token counts, computed once when a model is patched
-  patch.py      turns any timm VisionTransformer into a BAT / EViT / ToMe / random-drop model in place
-  models.py     our registered timm variants (tdm_deit_small_patch16_224, ...)
+One sub-package per pipeline stage; data flows down the list, a stage imports only the ones above it:
+  reduce/      token reduction on a timm ViT (BAT, EViT, ToMe, random), GMAC counting
+  export/      ONNX export with static token counts, verification, TensorRT parser lint
+  runners/     one Runner interface for PyTorch, ONNX Runtime (and TensorRT)
   checkpoint.py offline weight loading (.pth/.pt/.safetensors)
-  flops.py      GMAC counter, counted the way the BAT paper counts
-  export.py     ONNX export with static token counts, verification, graph clean-up
-  check.py      TensorRT ONNX-parser compatibility linter
-  runners/      one Runner interface for PyTorch, ONNX Runtime and TensorRT
-  cli.py        the `tdm-edge` command
+  cli.py       the `tdm-edge` command (parses and dispatches only), demo.py `make demo`
+
+``from tdm_edge import create_model, patch_vit`` works too (loaded on first use, so the command line starts fast).
 """
 
 __version__ = "0.1.0"
+
+_LAZY = {"create_model": "tdm_edge.reduce", "patch_vit": "tdm_edge.reduce"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'tdm_edge' has no attribute {name!r}")

@@ -48,7 +48,7 @@ def add_model_arguments(p: argparse.ArgumentParser, default_method: str = "bat")
 
 
 def build_model_from_args(args: argparse.Namespace):
-    from .models import create_model
+    from .reduce.models import create_model
 
     return create_model(args.model, method=args.method, keep_rate=args.keep_rate, checkpoint=args.checkpoint,
                         img_size=args.img_size, num_classes=args.num_classes, prune_blocks=args.prune_blocks,
@@ -56,7 +56,7 @@ def build_model_from_args(args: argparse.Namespace):
 
 
 def _cmd_flops(args: argparse.Namespace) -> int:
-    from .flops import flops_report
+    from .reduce.flops import flops_report
 
     report = flops_report(build_model_from_args(args), batch=1)
     if args.json:
@@ -67,7 +67,7 @@ def _cmd_flops(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .check import check_model, load_model
+    from .export.check import check_model, load_model
 
     model = load_model(args.model)
     findings = check_model(model, args.trt)
@@ -82,7 +82,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import VerificationError, check_output_path, export_onnx
+    from .export.onnx_export import VerificationError, check_output_path, export_onnx
 
     check_output_path(args.output)  # an unwritable path fails before the model is built
     model = build_model_from_args(args)
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_flops)
 
-    from .trt_ops import TRT_VERSIONS  # a plain data module: no onnx import until `check` runs
+    from .export.trt_ops import TRT_VERSIONS  # a plain data module: no onnx import until `check` runs
 
     p = sub.add_parser("check", help="lint an ONNX model for the TensorRT ONNX parser (no TensorRT needed)")
     p.add_argument("model", help="the .onnx file")

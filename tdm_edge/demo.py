@@ -24,10 +24,10 @@ def _median_ms(runner, feed, repeats: int) -> float:
 
 
 def run(model_name: str, keep_rate: float, checkpoint: str | None, out_dir: str, repeats: int = 15) -> None:
-    from .check import check_file
-    from .export import export_onnx
-    from .flops import flops_report
-    from .models import create_model
+    from .export.check import check_file
+    from .export.onnx_export import export_onnx
+    from .reduce.flops import flops_report
+    from .reduce.models import create_model
     from .runners.onnxrt import OnnxRuntimeRunner
     from .runners.pytorch import PyTorchRunner
 

@@ -89,8 +89,8 @@ def test_compare_shares_equal_signatures_and_charges_the_surplus_to_the_model(pr
 def test_profile_of_a_real_bat_graph_finds_its_selection_ops_as_added_work(prof, bench, tmp_path):
     import onnx
 
-    from tdm_edge.export import export_onnx
-    from tdm_edge.patch import patch_vit
+    from tdm_edge.export.onnx_export import export_onnx
+    from tdm_edge.reduce.patch import patch_vit
     from tests.conftest import tiny_vit
 
     paths = {}

@@ -6,7 +6,7 @@ from safetensors.torch import save_file
 
 from tdm_edge.checkpoint import load_checkpoint, read_state_dict
 from tdm_edge.errors import UsageError
-from tdm_edge.models import create_model
+from tdm_edge.reduce.models import create_model
 
 from .conftest import tiny_vit
 

@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from tdm_edge.errors import UsageError
-from tdm_edge.export import export_onnx
-from tdm_edge.patch import patch_vit
+from tdm_edge.export.onnx_export import export_onnx
+from tdm_edge.reduce.patch import patch_vit
 from tdm_edge.runners import (FeedError, OnnxRuntimeRunner, PyTorchRunner, Runner, RunnerError, TensorMeta,
                               check_feed)
 
-from .conftest import tiny_vit
+from ..conftest import tiny_vit
 
 META = [TensorMeta("input", np.dtype(np.float32), (None, 3, 8, 8))]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import merge
+from ..reduce import merge
 
 
 class Recording(list):
@@ -33,10 +33,10 @@ def record_selections(forced: dict[str, np.ndarray] | None = None) -> Iterator["
     """Record every selection the patched blocks compute, in call order, as ``(name, tensor)`` pairs.
 
     Names: ``tdm_attentive_{i}`` / ``tdm_inattentive_{i}`` (``[B, K]`` / ``[B, L]`` indices from decoupling),
-    ``tdm_matched_{i}`` / ``tdm_partners_{i}`` / ``tdm_unmatched_{i}`` (the :class:`~tdm_edge.merge.Matching` of a
+    ``tdm_matched_{i}`` / ``tdm_partners_{i}`` / ``tdm_unmatched_{i}`` (the :class:`~tdm_edge.reduce.merge.Matching` of a
     bipartite matching, BAT's or ToMe's), ``tdm_clusters_{i}`` (``[B, M, L]`` DPC-kNN assignment), ``i`` counting
-    each kind from 0. Wraps the functions of :mod:`tdm_edge.merge` that
-    :func:`tdm_edge.patch.reduce_tokens` calls, for the duration of the ``with`` block only.
+    each kind from 0. Wraps the functions of :mod:`tdm_edge.reduce.merge` that
+    :func:`tdm_edge.reduce.patch.reduce_tokens` calls, for the duration of the ``with`` block only.
     With ``forced``, a selection whose name is in it is replaced by that array (e.g. ONNX Runtime's).
     The importance each decoupling sorted is kept in ``.importance`` (``tdm_attentive_{i}`` -> ``[B, N-1]``).
     """
@@ -235,7 +235,7 @@ def verify(model: torch.nn.Module, proto, selection_names: Sequence[str], batche
     orders are sorted by importance up to ``1e-6`` relative, the backends differ only in how fp32 rounding broke
     near-ties (a pruned model is discontinuous there), which passes unless ``strict_selections``.
     """
-    from .runners.onnxrt import OnnxRuntimeRunner
+    from ..runners.onnxrt import OnnxRuntimeRunner
 
     probe, missing = with_outputs(proto, selection_names)
     channels, height, width = preprocessing["input_size"]

@@ -6,7 +6,7 @@ from fractions import Fraction
 import pytest
 import torch
 
-from tdm_edge import merge
+from tdm_edge.reduce import merge
 
 
 def test_class_attention_is_the_head_mean_of_the_full_attention_row():

@@ -2,7 +2,7 @@
 
 As in ToMe's ``patch/timm.py``, the existing ``Block`` objects get a subclass swapped in (``__class__``), so the
 parameters, the state_dict and any checkpoint stay exactly as they were. Each block carries its fixed
-:class:`~tdm_edge.schedule.Stage` (or ``None``) as a plain attribute; the block still maps ``[B, N, C]`` to
+:class:`~tdm_edge.reduce.schedule.Stage` (or ``None``) as a plain attribute; the block still maps ``[B, N, C]`` to
 ``[B, N', C]`` with ``N'`` known when the model was patched.
 
 Inside a reducing block (EViT's and BAT's placement, METHOD.md)::
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from timm.models.vision_transformer import Attention, Block, VisionTransformer
 
 from . import merge
-from .errors import UsageError
+from ..errors import UsageError
 from .schedule import Schedule, ScheduleError, Stage, build_schedule
 
 
@@ -160,7 +160,7 @@ def patch_vit(model: VisionTransformer, method: str = "bat", keep_rate: float = 
         knn: k of DPC-kNN's density.
         tome_r: ToMe tokens merged per block; default matches BAT's cost at ``keep_rate``.
     Returns:
-        ``model``, with ``model.tdm_schedule`` (a :class:`~tdm_edge.schedule.Schedule`) set.
+        ``model``, with ``model.tdm_schedule`` (a :class:`~tdm_edge.reduce.schedule.Schedule`) set.
     Raises:
         PatchError / ScheduleError with a one-line message.
     """

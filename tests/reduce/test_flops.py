@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from tdm_edge import cli
-from tdm_edge.flops import count_macs, flops_report
-from tdm_edge.models import create_model
-from tdm_edge.patch import patch_vit
+from tdm_edge.reduce.flops import count_macs, flops_report
+from tdm_edge.reduce.models import create_model
+from tdm_edge.reduce.patch import patch_vit
 
-from .conftest import tiny_vit
+from ..conftest import tiny_vit
 
 
 def _analytic_vit_macs(tokens_attn, tokens_mlp, c, patches, patch_size, classes, mlp_ratio=4):

@@ -16,8 +16,8 @@ import os
 import torch
 from timm.models import register_model
 
-from .checkpoint import load_checkpoint
-from .errors import UsageError
+from ..checkpoint import load_checkpoint
+from ..errors import UsageError
 from .patch import patch_vit
 
 PREFIX = "tdm_"

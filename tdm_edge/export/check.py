@@ -2,7 +2,7 @@
 
 :func:`check_model` returns one :class:`Finding` per offending node (an empty list means clean):
 
-- the op is not one the parser of that version imports (tables in :mod:`tdm_edge.trt_ops`, with their sources),
+- the op is not one the parser of that version imports (tables in :mod:`tdm_edge.export.trt_ops`, with their sources),
   or comes from a custom domain (it would need a plugin), or the model's opset is outside the parser's range;
 - data-dependent output shapes: NonZero, Unique, NonMaxSuppression, Compress, and any node whose output shape is
   still not fully inferred once constant subgraphs are folded and the dynamic input dimensions (``batch``, ...)
@@ -32,7 +32,7 @@ from google.protobuf.message import DecodeError
 from onnx import inliner, numpy_helper
 
 from . import trt_ops
-from .errors import UsageError, first_line
+from ..errors import UsageError, first_line
 
 TRT_VERSIONS = trt_ops.TRT_VERSIONS
 _DEFAULT_DOMAINS = ("", "ai.onnx")

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
-from .errors import UsageError
-from .patch import count_tokens, schedule_of
+from .. import __version__
+from ..errors import UsageError
+from ..reduce.patch import count_tokens, schedule_of
 from .verify import SelectionProbe, VerifyReport, run_with_selections, verify
 
 METADATA_KEY = "tdm_edge"
@@ -226,7 +226,7 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int =
     """Export a (patched) timm ViT to ONNX with static token counts and check it against PyTorch.
 
     Args:
-        model: a timm ``VisionTransformer``, patched by :func:`tdm_edge.patch.patch_vit` or not (= unpruned).
+        model: a timm ``VisionTransformer``, patched by :func:`tdm_edge.reduce.patch.patch_vit` or not (= unpruned).
         path: the ``.onnx`` file to write; the sidecar JSON goes beside it (``OUT.json``).
         batch: the static batch size; ignored with ``dynamic_batch``.
         dynamic_batch: make the batch the one dynamic axis (all others stay static).

@@ -6,12 +6,12 @@ import pytest
 import timm
 import torch
 
-import tdm_edge.models  # noqa: F401  (registers tdm_* variants)
-from tdm_edge import merge
-from tdm_edge.patch import PatchError, attention_with_importance, patch_vit, reduce_tokens
-from tdm_edge.schedule import ScheduleError, Stage
+import tdm_edge.reduce.models  # noqa: F401  (registers tdm_* variants)
+from tdm_edge.reduce import merge
+from tdm_edge.reduce.patch import PatchError, attention_with_importance, patch_vit, reduce_tokens
+from tdm_edge.reduce.schedule import ScheduleError, Stage
 
-from .conftest import tiny_vit
+from ..conftest import tiny_vit
 
 
 def _block_outputs(model, image):
@@ -76,7 +76,7 @@ def test_bat_stage_keeps_cls_first_and_matches_a_composed_reference():
 
 
 def _fake_attention(importance, x):
-    from tdm_edge.patch import AttentionOutput
+    from tdm_edge.reduce.patch import AttentionOutput
     return AttentionOutput(x, importance, x)
 
 

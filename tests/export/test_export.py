@@ -8,15 +8,16 @@ import pytest
 import torch
 from timm.data import resolve_data_config
 
-from tdm_edge import cli, merge
+from tdm_edge import cli
+from tdm_edge.reduce import merge
 from tdm_edge.errors import UsageError
-from tdm_edge.export import METADATA_KEY, VerificationError, export_onnx, read_metadata
-from tdm_edge.models import create_model
-from tdm_edge.patch import patch_vit
+from tdm_edge.export.onnx_export import METADATA_KEY, VerificationError, export_onnx, read_metadata
+from tdm_edge.reduce.models import create_model
+from tdm_edge.reduce.patch import patch_vit
 from tdm_edge.runners import OnnxRuntimeRunner, PyTorchRunner
-from tdm_edge.verify import InputCheck, sorted_within
+from tdm_edge.export.verify import InputCheck, sorted_within
 
-from .conftest import tiny_vit
+from ..conftest import tiny_vit
 
 FORBIDDEN = {"NonZero", "ScatterND", "ScatterElements", "Loop", "If", "RandomUniformLike", "EyeLike"}
 
@@ -179,7 +180,7 @@ def test_deit_round_trip_is_verified_and_lint_clean(tmp_path, name):
     report = export_onnx(model, tmp_path / "m.onnx", name=name)
     assert report.metadata["reduction"]["stage_tokens"] == [197, 139, 98, 69]
     assert report.verification.ok and report.verification.selections_compared == 18  # 6 per stage
-    check = pytest.importorskip("tdm_edge.check")
+    check = pytest.importorskip("tdm_edge.export.check")
     proto = onnx.load(tmp_path / "m.onnx")
     for trt in ("8.5", "10"):
         assert check.check_model(proto, trt) == [], trt

@@ -1,6 +1,6 @@
 import pytest
 
-from tdm_edge.schedule import ScheduleError, _cost, build_schedule, default_prune_blocks
+from tdm_edge.reduce.schedule import ScheduleError, _cost, build_schedule, default_prune_blocks
 
 
 def test_deit_small_keep_0_7_counts():

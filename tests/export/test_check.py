@@ -10,10 +10,10 @@ from onnx import helper as h
 from onnx import numpy_helper
 
 from tdm_edge import cli
-from tdm_edge.check import TRT_VERSIONS, Finding, check_file, check_model
+from tdm_edge.export.check import TRT_VERSIONS, Finding, check_file, check_model
 from tdm_edge.errors import UsageError
 
-from .conftest import tiny_vit
+from ..conftest import tiny_vit
 
 
 def make_model(nodes, inputs, outputs, inits=(), opset=17, domains=()):
@@ -224,7 +224,7 @@ def test_shape_from_tensor_values_is_unresolved_but_from_input_shapes_is_fine():
 
 @pytest.fixture(scope="module")
 def tiny_bat():
-    from tdm_edge.patch import patch_vit
+    from tdm_edge.reduce.patch import patch_vit
 
     # 17 tokens -> 13 -> 10 (keep 0.7 in blocks 1 and 2)
     return patch_vit(tiny_vit(patch_size=8), method="bat", keep_rate=0.7, prune_blocks=(1, 2))
