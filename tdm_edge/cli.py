@@ -14,6 +14,11 @@ from .errors import UsageError
 
 DEFAULT_MODEL = "deit_small_patch16_224"
 
+# Sub-packages that register subcommands: each names a light module (no torch/onnx/cv2 import at module level)
+# with ``add_commands(subparsers, parser_class)``, which adds its parsers and sets ``func`` on each.
+STAGE_COMMANDS: list[str] = [
+]
+
 
 def _keep_rate(text: str) -> float:
     try:
@@ -131,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-simplify", action="store_true", help="skip onnx-simplifier")
     p.set_defaults(func=_cmd_export)
 
+    from importlib import import_module
+
+    for module in STAGE_COMMANDS:  # each later stage registers its own subcommands
+        import_module(module, __package__).add_commands(sub, _Parser)
     return parser
 
 
