@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+from PIL import Image
+from timm.data import create_transform
+
+from tdm_edge.errors import UsageError
+from tdm_edge.runners.preprocess import preprocess, resize_size, to_rgb_uint8
+
+PREP = {"input_size": [3, 224, 224], "interpolation": "bicubic", "crop_pct": 0.875, "crop_mode": "center",
+        "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
+def _timm(rgb: np.ndarray) -> np.ndarray:
+    cfg = {k: PREP[k] for k in ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std")}
+    return create_transform(**cfg, is_training=False)(Image.fromarray(rgb)).numpy()
+
+
+def test_crop_and_normalise_equal_timm_exactly_without_resize():
+    # 256 x 300: timm resizes the shorter side to floor(224 / 0.875) = 256, so there is no resampling to differ in
+    rgb = np.random.default_rng(0).integers(0, 256, (256, 300, 3), dtype=np.uint8)
+    assert resize_size(256, 300, PREP) == (256, 300)
+    ours = preprocess(rgb, PREP, channel_order="RGB")
+    assert ours.shape == (1, 3, 224, 224) and ours.dtype == np.float32
+    np.testing.assert_allclose(ours[0], _timm(rgb), atol=1e-5)
+
+
+def test_resized_frames_stay_close_to_timm_and_bgr_is_swapped():
+    y, x = np.mgrid[0:480, 0:640]
+    rgb = np.stack([x * 255 // 639, y * 255 // 479, (x + y) * 255 // 1118], -1).astype(np.uint8)  # smooth ramps
+    ours = preprocess(rgb[:, :, ::-1], PREP)  # given as BGR, as OpenCV reads it
+    assert np.abs(ours[0] - _timm(rgb)).mean() < 0.02  # OpenCV's INTER_AREA vs Pillow's antialiased bicubic
+    assert ours[0, 0].mean() < ours[0, 2].mean() + 1.0  # red ramp stays red: channels were swapped back
+
+
+def test_odd_frames_are_converted():
+    gray16 = np.full((50, 60), 65535, np.uint16)
+    assert to_rgb_uint8(gray16).tolist()[0][0] == [255, 255, 255]
+    bgra = np.zeros((4, 4, 4), np.uint8)
+    bgra[..., 0] = 200  # blue in BGRA
+    assert to_rgb_uint8(bgra)[0, 0].tolist() == [0, 0, 200]
+    with pytest.raises(UsageError):
+        to_rgb_uint8(np.zeros((4, 4, 2), np.uint8))
