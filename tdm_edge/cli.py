@@ -17,6 +17,7 @@ DEFAULT_MODEL = "deit_small_patch16_224"
 # Sub-packages that register subcommands: each names a light module (no torch/onnx/cv2 import at module level)
 # with ``add_commands(subparsers, parser_class)``, which adds its parsers and sets ``func`` on each.
 STAGE_COMMANDS: list[str] = [
+    ".video.commands",
 ]
 
 
@@ -94,7 +95,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     try:
         report = export_onnx(model, args.output, batch=args.batch, dynamic_batch=args.dynamic_batch,
                              opset=args.opset, verify=not args.no_verify, simplify=not args.no_simplify,
-                             name=args.model.removeprefix("tdm_"))
+                             name=args.model.removeprefix("tdm_"), selection_outputs=args.selection_outputs)
     except VerificationError as err:
         print(f"tdm-edge export: {err}", file=sys.stderr)
         return 1
@@ -134,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17, the newest TensorRT 8.5 parses)")
     p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch comparison")
     p.add_argument("--no-simplify", action="store_true", help="skip onnx-simplifier")
+    p.add_argument("--selection-outputs", action="store_true",
+                   help="also output the token selections (for tdm-edge run --show-tokens on a TensorRT engine)")
     p.set_defaults(func=_cmd_export)
 
     from importlib import import_module

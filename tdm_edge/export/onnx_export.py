@@ -222,7 +222,8 @@ def _trace(model: torch.nn.Module, example: torch.Tensor, names: list[str], opse
 def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int = 1, dynamic_batch: bool = False,
                 opset: int = 17, verify: bool = True, simplify: bool = True, name: str | None = None,
                 labels: list[str] | None = None, atol: float = 1e-4, sidecar: bool = True,
-                verify_threads: int | None = None, native_layer_norm: bool = False) -> ExportReport:
+                verify_threads: int | None = None, native_layer_norm: bool = False,
+                selection_outputs: bool = False) -> ExportReport:
     """Export a (patched) timm ViT to ONNX with static token counts and check it against PyTorch.
 
     Args:
@@ -238,6 +239,7 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int =
         labels: class names (default: ImageNet-1k descriptions from timm when the model has 1000 classes).
         native_layer_norm: keep ONNX LayerNormalization (TensorRT >= 8.6); by default it is written out in
             elementary ops so that TensorRT 8.5 parses the graph (ONNX Runtime and TensorRT 10 fuse it back).
+        selection_outputs: also output the token selections (:mod:`tdm_edge.export.selections`).
     Returns:
         :class:`ExportReport`. Raises :class:`UsageError` (one line) for bad settings or an unwritable path.
     """
@@ -285,6 +287,10 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int =
             report = _verify(model, proto, list(selections), metadata, static_batch, atol, verify_threads)
             if not report.ok:
                 raise VerificationError(f"verification failed, nothing written: {report.summary()}")
+        if selection_outputs:  # the token map's inputs (tdm-edge run --show-tokens); updates metadata in place
+            from .selections import add_selection_outputs
+
+            proto = add_selection_outputs(proto, list(selections), metadata)
     finally:
         model.train(was_training)
     side = sidecar_path(path) if sidecar else None

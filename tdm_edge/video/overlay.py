@@ -1,0 +1,169 @@
+"""Drawing on the frame: the top-k labels (jetson-inference's layout: white on grey, top left), a status line
+(FPS and per-stage milliseconds, bottom left) and, with ``--show-tokens``, the token map.
+
+The token map is drawn where the model looked: the centre crop that preprocessing takes, mapped back into the
+frame. Every patch is tinted by what happened to it (kept: untinted, matched: orange, clustered: one colour per
+cluster, EViT's fused token: magenta), and thin dark lines separate patches that ended up in different tokens, so
+merged tokens show as regions. The frame shows the last stage; small panels at the bottom right show each stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..runners.preprocess import resize_size, to_rgb_uint8
+from .cvutil import cv2
+from .tokens import CLUSTERED, FUSED, KEPT, MATCHED, StageMap
+
+TEXT = (255, 255, 255)
+BACKGROUND = (102, 102, 102)  # jetson-inference's Gray40
+MATCH_COLOUR = (0, 165, 255)
+FUSED_COLOUR = (200, 0, 200)
+TINT_ALPHA = 0.5
+PAD = 5
+
+
+def to_bgr8(frame: np.ndarray) -> np.ndarray:
+    """Any frame (grayscale, BGRA, 16-bit) -> a ``[H, W, 3]`` uint8 BGR image that can be drawn on (a new array)."""
+    if frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3:
+        return frame.copy()
+    return np.ascontiguousarray(to_rgb_uint8(frame, "BGR")[:, :, ::-1])
+
+
+def font_scale(height: int) -> float:
+    return max(0.3, 0.7 * height / 720)
+
+
+def label_boxes(texts: Sequence[str], height: int) -> list[tuple[int, int, int, int]]:
+    """``(x0, y0, x1, y1)`` of each label's background box, top left, one line each (as jetson-inference)."""
+    c = cv2()
+    scale = font_scale(height)
+    thickness = max(1, round(2 * scale))
+    boxes, y = [], PAD
+    for text in texts:
+        (w, h), base = c.getTextSize(text, c.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        boxes.append((PAD, y, PAD + w + 2 * PAD, y + h + base + 2 * PAD))
+        y += h + base + 2 * PAD + PAD
+    return boxes
+
+
+def draw_text_boxes(image: np.ndarray, texts: Sequence[str], boxes: Sequence[tuple[int, int, int, int]]) -> None:
+    c = cv2()
+    scale = font_scale(image.shape[0])
+    thickness = max(1, round(2 * scale))
+    for text, (x0, y0, x1, y1) in zip(texts, boxes):
+        c.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), BACKGROUND, -1)
+        _, base = c.getTextSize(text, c.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        c.putText(image, text, (x0 + PAD, y1 - PAD - base), c.FONT_HERSHEY_SIMPLEX, scale, TEXT, thickness,
+                  c.LINE_AA)
+
+
+def seen_region(height: int, width: int, prep: dict) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``: the part of a ``height x width`` frame that preprocessing's centre crop keeps."""
+    _, out_h, out_w = prep["input_size"]
+    rh, rw = resize_size(height, width, prep)
+    top, left = int(round((rh - out_h) / 2.0)), int(round((rw - out_w) / 2.0))
+    sy, sx = height / rh, width / rw
+    return (round(max(0, left) * sx), round(max(0, top) * sy), round(min(rw, left + out_w) * sx),
+            round(min(rh, top + out_h) * sy))
+
+
+def cluster_colours(count: int) -> np.ndarray:
+    """``[count, 3]`` BGR colours with well separated hues (golden-ratio steps), bright enough to tint."""
+    hues = (np.arange(count) * 0.618034 % 1.0 * 180).astype(np.uint8)
+    hsv = np.stack([hues, np.full(count, 200, np.uint8), np.full(count, 255, np.uint8)], -1)[None]
+    return cv2().cvtColor(hsv, cv2().COLOR_HSV2BGR)[0].astype(np.float32)
+
+
+def patch_colours(stage: StageMap) -> tuple[np.ndarray, np.ndarray]:
+    """``([P, 3] BGR tint, [P] alpha)`` of every patch for one stage."""
+    colour = np.zeros((len(stage.state), 3), np.float32)
+    alpha = np.where(stage.state == KEPT, 0.0, TINT_ALPHA).astype(np.float32)
+    colour[stage.state == MATCHED] = MATCH_COLOUR
+    colour[stage.state == FUSED] = FUSED_COLOUR
+    clustered = stage.state == CLUSTERED
+    if clustered.any():
+        colour[clustered] = cluster_colours(int(stage.cluster.max()) + 1)[stage.cluster[clustered]]
+    return colour, alpha
+
+
+def tint(image: np.ndarray, stage: StageMap, grid: tuple[int, int]) -> None:
+    """Tint ``image`` (the seen region, in place) patch by patch and outline the tokens of ``stage``."""
+    c = cv2()
+    h, w = image.shape[:2]
+    gh, gw = grid
+    colour, alpha = patch_colours(stage)
+    colour_img = c.resize(colour.reshape(gh, gw, 3), (w, h), interpolation=c.INTER_NEAREST)  # [h, w, 3]
+    alpha_img = c.resize(alpha.reshape(gh, gw), (w, h), interpolation=c.INTER_NEAREST)[:, :, None]  # [h, w, 1]
+    owner = c.resize(stage.owner.reshape(gh, gw).astype(np.float32), (w, h), interpolation=c.INTER_NEAREST)
+    blended = image * (1.0 - alpha_img) + colour_img * alpha_img
+    edge = np.zeros((h, w), bool)
+    edge[:, 1:] |= owner[:, 1:] != owner[:, :-1]
+    edge[1:, :] |= owner[1:, :] != owner[:-1, :]
+    blended[edge] *= 0.25
+    image[:] = blended.astype(np.uint8)
+
+
+class Overlay:
+    """Draws one frame's results.
+
+    Args:
+        labels: class names (``meta["labels"]``) or ``None`` (then ``class N``).
+        prep: ``meta["preprocessing"]``, to place the token map where the model looked.
+        grid: the patch grid (rows, columns), e.g. (14, 14).
+    """
+
+    def __init__(self, labels: Sequence[str] | None, prep: dict, grid: tuple[int, int]) -> None:
+        self.labels = labels
+        self.prep = prep
+        self.grid = grid
+
+    def label(self, cls: int) -> str:
+        return self.labels[cls] if self.labels and cls < len(self.labels) else f"class {cls}"
+
+    def texts(self, top: Sequence[tuple[int, float]]) -> list[str]:
+        """``05.2f% label`` per prediction, as imagenet.py prints them."""
+        return [f"{100.0 * p:05.2f}% {self.label(cls)}" for cls, p in top]
+
+    def draw(self, frame: np.ndarray, top: Sequence[tuple[int, float]], status: str | None = None,
+             maps: Sequence[StageMap] | None = None) -> np.ndarray:
+        """A new 8-bit BGR image: ``frame`` with the token map (when given), labels and status drawn."""
+        image = to_bgr8(frame)
+        if maps:
+            self.draw_tokens(image, maps)
+        texts = self.texts(top)
+        draw_text_boxes(image, texts, label_boxes(texts, image.shape[0]))
+        if status:
+            self.draw_status(image, status)
+        return image
+
+    def draw_status(self, image: np.ndarray, status: str) -> None:
+        c = cv2()
+        scale = 0.8 * font_scale(image.shape[0])
+        (w, h), base = c.getTextSize(status, c.FONT_HERSHEY_SIMPLEX, scale, 1)
+        y1 = image.shape[0] - PAD
+        c.rectangle(image, (PAD, y1 - h - base - 2 * PAD), (PAD + w + 2 * PAD, y1), BACKGROUND, -1)
+        c.putText(image, status, (2 * PAD, y1 - PAD - base), c.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1, c.LINE_AA)
+
+    def draw_tokens(self, image: np.ndarray, maps: Sequence[StageMap]) -> None:
+        """The last stage on the seen region; one panel per stage (at most four, evenly chosen) at the bottom right."""
+        c = cv2()
+        x0, y0, x1, y1 = seen_region(*image.shape[:2], self.prep)
+        crop = image[y0:y1, x0:x1].copy()
+        tint(image[y0:y1, x0:x1], maps[-1], self.grid)
+        c.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), (255, 255, 255), 1)
+        shown = [maps[round(i * (len(maps) - 1) / 3)] for i in range(4)] if len(maps) > 4 else list(maps)
+        side = max(48, min(image.shape[0] // 4, (image.shape[1] - 2 * PAD) // len(shown) - PAD))
+        scale = 0.6 * font_scale(image.shape[0])
+        for i, stage in enumerate(shown):
+            px = image.shape[1] - (len(shown) - i) * (side + PAD)
+            py = image.shape[0] - side - PAD
+            if px < 0 or py < 0:
+                break
+            panel = c.resize(crop, (side, side), interpolation=c.INTER_AREA)
+            tint(panel, stage, self.grid)
+            c.putText(panel, f"block {stage.block + 1}", (3, side - 4), c.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1,
+                      c.LINE_AA)
+            image[py:py + side, px:px + side] = panel
