@@ -291,7 +291,7 @@ class SyntheticSource(FrameSource):
         due = self.start + self.produced / self.fps
         if due > now:
             time.sleep(due - now)
-        t = self.produced / self.fps
+        t = 0.08 * self.produced  # the pattern moves per frame, whatever the rate
         image = self.background.copy()
         r = min(self.width, self.height) // 6
         cx = int(self.width / 2 + self.width / 3 * math.cos(t))
