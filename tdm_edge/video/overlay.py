@@ -22,6 +22,7 @@ BACKGROUND = (102, 102, 102)  # jetson-inference's Gray40
 MATCH_COLOUR = (0, 165, 255)
 FUSED_COLOUR = (200, 0, 200)
 TINT_ALPHA = 0.5
+EDGE = (30, 30, 30)
 PAD = 5
 
 
@@ -80,7 +81,7 @@ def cluster_colours(count: int) -> np.ndarray:
 def patch_colours(stage: StageMap) -> tuple[np.ndarray, np.ndarray]:
     """``([P, 3] BGR tint, [P] alpha)`` of every patch for one stage."""
     colour = np.zeros((len(stage.state), 3), np.float32)
-    alpha = np.where(stage.state == KEPT, 0.0, TINT_ALPHA).astype(np.float32)
+    alpha = np.where(stage.state == KEPT, 0.0, TINT_ALPHA).astype(np.float32)  # [P]
     colour[stage.state == MATCHED] = MATCH_COLOUR
     colour[stage.state == FUSED] = FUSED_COLOUR
     clustered = stage.state == CLUSTERED
@@ -95,15 +96,17 @@ def tint(image: np.ndarray, stage: StageMap, grid: tuple[int, int]) -> None:
     h, w = image.shape[:2]
     gh, gw = grid
     colour, alpha = patch_colours(stage)
-    colour_img = c.resize(colour.reshape(gh, gw, 3), (w, h), interpolation=c.INTER_NEAREST)  # [h, w, 3]
-    alpha_img = c.resize(alpha.reshape(gh, gw), (w, h), interpolation=c.INTER_NEAREST)[:, :, None]  # [h, w, 1]
-    owner = c.resize(stage.owner.reshape(gh, gw).astype(np.float32), (w, h), interpolation=c.INTER_NEAREST)
-    blended = image * (1.0 - alpha_img) + colour_img * alpha_img
-    edge = np.zeros((h, w), bool)
-    edge[:, 1:] |= owner[:, 1:] != owner[:, :-1]
-    edge[1:, :] |= owner[1:, :] != owner[:-1, :]
-    blended[edge] *= 0.25
-    image[:] = blended.astype(np.uint8)
+    colour_img = c.resize(colour.reshape(gh, gw, 3).astype(np.uint8), (w, h), interpolation=c.INTER_NEAREST)
+    mask = c.resize((alpha > 0).reshape(gh, gw).astype(np.uint8), (w, h), interpolation=c.INTER_NEAREST)
+    blended = c.addWeighted(image, 1.0 - TINT_ALPHA, colour_img, TINT_ALPHA, 0.0)
+    c.copyTo(blended, mask, image)
+    xs = np.linspace(0, w, gw + 1).round().astype(int)  # cell edges in pixels
+    ys = np.linspace(0, h, gh + 1).round().astype(int)
+    owner = stage.owner.reshape(gh, gw)
+    for r, col in zip(*np.nonzero(owner[:, 1:] != owner[:, :-1])):  # a vertical edge between two tokens
+        c.line(image, (int(xs[col + 1]), int(ys[r])), (int(xs[col + 1]), int(ys[r + 1])), EDGE, 1)
+    for r, col in zip(*np.nonzero(owner[1:, :] != owner[:-1, :])):  # a horizontal edge
+        c.line(image, (int(xs[col]), int(ys[r + 1])), (int(xs[col + 1]), int(ys[r + 1])), EDGE, 1)
 
 
 class Overlay:
@@ -157,12 +160,13 @@ class Overlay:
         shown = [maps[round(i * (len(maps) - 1) / 3)] for i in range(4)] if len(maps) > 4 else list(maps)
         side = max(48, min(image.shape[0] // 4, (image.shape[1] - 2 * PAD) // len(shown) - PAD))
         scale = 0.6 * font_scale(image.shape[0])
+        small = c.resize(crop, (side, side), interpolation=c.INTER_LINEAR)  # a thumbnail: speed over fidelity
         for i, stage in enumerate(shown):
             px = image.shape[1] - (len(shown) - i) * (side + PAD)
             py = image.shape[0] - side - PAD
             if px < 0 or py < 0:
                 break
-            panel = c.resize(crop, (side, side), interpolation=c.INTER_AREA)
+            panel = small.copy()
             tint(panel, stage, self.grid)
             c.putText(panel, f"block {stage.block + 1}", (3, side - 4), c.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1,
                       c.LINE_AA)
