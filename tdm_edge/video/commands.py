@@ -6,6 +6,7 @@ This module only builds the parser; OpenCV, ONNX Runtime and torch are imported 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from ..errors import UsageError
@@ -74,17 +75,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.output is None and not args.headless and not has_display():
         print("tdm-edge run: no display found: running headless (give an output file to keep the frames)",
               file=sys.stderr)
-    loaded = load_model(args)
     options = SourceOptions(args.input_width, args.input_height, args.input_rate, args.input_flip, args.input_loop,
                             args.input_retries)
-    meta = loaded.meta
-    patch = meta["model"]["patch_size"]
-    _, height, width = meta["preprocessing"]["input_size"]
-    overlay = Overlay(meta.get("labels"), meta["preprocessing"], (height // patch[0], width // patch[1]))
-    log_file = _open_log(args.log)
     source = open_source(spec, options)
-    outputs = []
+    outputs, log_file = [], None
     try:
+        loaded = load_model(args)
+        meta = loaded.meta
+        patch = meta["model"]["patch_size"]
+        _, height, width = meta["preprocessing"]["input_size"]
+        overlay = Overlay(meta.get("labels"), meta["preprocessing"], (height // patch[0], width // patch[1]))
+        log_file = _open_log(args.log)
         outputs = [open_output(s, source.fps or 30.0, f"tdm-edge: {meta['model'].get('name')}") for s in out_specs]
         from tqdm import tqdm
 
@@ -98,7 +99,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             output.close()
         source.close()
         if log_file is not None:
-            log_file.close()
+            with contextlib.suppress(OSError):  # a full disk was reported already; the lines before it are there
+                log_file.close()
     print(f"tdm-edge run: {meta['model'].get('name')} on {loaded.backend}, input {args.input}")
     for line in summary.lines():
         print(f"  {line}")
