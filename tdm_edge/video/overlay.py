@@ -4,7 +4,7 @@
 The token map is drawn where the model looked: the centre crop that preprocessing takes, mapped back into the
 frame. Every patch is tinted by what happened to it (kept: untinted, matched: orange, clustered: one colour per
 cluster, EViT's fused token: magenta), and thin dark lines separate patches that ended up in different tokens, so
-merged tokens show as regions. The frame shows the last stage; small panels at the bottom right show each stage.
+merged tokens show as regions. The frame shows the last stage; small panels beside it show each stage.
 """
 
 from __future__ import annotations
@@ -151,19 +151,26 @@ class Overlay:
         c.putText(image, status, (2 * PAD, y1 - PAD - base), c.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1, c.LINE_AA)
 
     def draw_tokens(self, image: np.ndarray, maps: Sequence[StageMap]) -> None:
-        """The last stage on the seen region; one panel per stage (at most four, evenly chosen) at the bottom right."""
+        """The last stage on the seen region; one panel per stage (at most four, evenly chosen) in a column right of
+        it, or in a row at the bottom right when the frame has no room beside it."""
         c = cv2()
         x0, y0, x1, y1 = seen_region(*image.shape[:2], self.prep)
         crop = image[y0:y1, x0:x1].copy()
         tint(image[y0:y1, x0:x1], maps[-1], self.grid)
         c.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), (255, 255, 255), 1)
         shown = [maps[round(i * (len(maps) - 1) / 3)] for i in range(4)] if len(maps) > 4 else list(maps)
-        side = max(48, min(image.shape[0] // 4, (image.shape[1] - 2 * PAD) // len(shown) - PAD))
-        scale = 0.6 * font_scale(image.shape[0])
+        height, width = image.shape[:2]
+        count = len(shown)
+        right = width - x1 - 2 * PAD  # room right of the seen region: a column of panels there
+        if right >= 64:
+            side = min(right, (height - PAD) // count - PAD)
+            places = [(width - side - PAD, PAD + i * (side + PAD)) for i in range(count)]
+        else:  # a row at the bottom right
+            side = max(48, min(height // 4, (width - PAD) // count - PAD))
+            places = [(width - (count - i) * (side + PAD), height - side - PAD) for i in range(count)]
         small = c.resize(crop, (side, side), interpolation=c.INTER_LINEAR)  # a thumbnail: speed over fidelity
-        for i, stage in enumerate(shown):
-            px = image.shape[1] - (len(shown) - i) * (side + PAD)
-            py = image.shape[0] - side - PAD
+        scale = 0.6 * font_scale(height)
+        for stage, (px, py) in zip(shown, places):
             if px < 0 or py < 0:
                 break
             panel = small.copy()
