@@ -8,11 +8,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from pathlib import Path
 
 from ..errors import UsageError
+from .sources import FLIPS  # plain data; numpy is its only import at module level
 
-FLIP_CHOICES = ("none", "counterclockwise", "rotate-180", "clockwise", "horizontal", "vertical",
-                "upper-right-diagonal", "upper-left-diagonal")
 
 
 def _positive_int(text: str) -> int:
@@ -41,7 +41,7 @@ def add_commands(sub, parser_class) -> None:
     p.add_argument("--input-width", type=_positive_int, default=None)
     p.add_argument("--input-height", type=_positive_int, default=None)
     p.add_argument("--input-rate", type=float, default=None, help="frames per second (cameras, synthetic://)")
-    p.add_argument("--input-flip", choices=FLIP_CHOICES, default="none")
+    p.add_argument("--input-flip", choices=FLIPS, default="none")
     p.add_argument("--input-loop", type=int, default=0, help="files: -1 forever, 0 once (default), N more times")
     p.add_argument("--input-retries", type=int, default=5,
                    help="live sources: reconnection attempts with backoff before giving up (default 5)")
@@ -86,7 +86,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _, height, width = meta["preprocessing"]["input_size"]
         overlay = Overlay(meta.get("labels"), meta["preprocessing"], (height // patch[0], width // patch[1]))
         log_file = _open_log(args.log)
-        outputs = [open_output(s, source.fps or 30.0, f"tdm-edge: {meta['model'].get('name')}") for s in out_specs]
+        name = meta["model"].get("name") or Path(args.model).name
+        outputs = [open_output(s, source.fps or 30.0, f"tdm-edge: {name}") for s in out_specs]
         from tqdm import tqdm
 
         with loaded.runner, StopSignals() as stop, tqdm(total=_total(source, options), unit="frame", leave=False,
@@ -101,7 +102,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if log_file is not None:
             with contextlib.suppress(OSError):  # a full disk was reported already; the lines before it are there
                 log_file.close()
-    print(f"tdm-edge run: {meta['model'].get('name')} on {loaded.backend}, input {args.input}")
+    print(f"tdm-edge run: {name} on {loaded.backend}, input {args.input}")
     for line in summary.lines():
         print(f"  {line}")
     if summary.exit_code:

@@ -101,7 +101,8 @@ class FrameLog:
                 self.stream.write(json.dumps(record) + "\n")
                 self.stream.flush()
             except OSError as err:
-                if err.errno == 28:  # ENOSPC
+                if err.errno == 28:  # ENOSPC: stop logging, report once
+                    self.stream = None
                     raise OutputFull("disk full writing the --log file; the outputs are finalised") from None
                 raise
 
@@ -123,7 +124,7 @@ def run_loop(grabber: FrameGrabber, runner: Runner, meta: dict, overlay: Overlay
     prep, reduction = meta["preprocessing"], meta.get("reduction", {})
     num_patches = overlay.grid[0] * overlay.grid[1]
     ema: dict[str, float] = {}
-    start, last_index = time.perf_counter(), -1
+    start, last_index, done = time.perf_counter(), -1, None
     try:
         while not (stop and stop.reason) and not (max_frames and summary.processed >= max_frames):
             frame = grabber.get(timeout=0.25)
@@ -146,6 +147,10 @@ def run_loop(grabber: FrameGrabber, runner: Runner, meta: dict, overlay: Overlay
                     summary.ms[stage].append(value)
                 ema[stage] = value if stage not in ema else 0.9 * ema[stage] + 0.1 * value
             summary.loop_ms.append(times["preprocess"] + times["overlay"] + times["output"] + times["other"])
+            now = time.perf_counter()
+            if done is not None:  # the frame rate the loop achieves, for the status line
+                ema["interval"] = 0.9 * ema.get("interval", now - done) + 0.1 * (now - done)
+            done = now
             if progress is not None:
                 progress.update(1)
     except OutputClosed as err:
@@ -182,8 +187,8 @@ def process(frame: Frame, runner: Runner, prep: dict, overlay: Overlay, outputs:
     t2 = time.perf_counter()
     top = top_k(out["logits"][0], topk)
     maps = token_maps(out, reduction, num_patches) if selections else None
-    status = (f"{1000.0 / max(ema.get('total', 1e-3), 1e-3):.0f} FPS | " +
-              " ".join(f"{s[:3]} {ema.get(s, 0.0):.1f}" for s in STAGES) + " ms") if ema else None
+    status = (f"{1.0 / ema['interval']:.1f} FPS | " + " ".join(f"{s[:3]} {ema.get(s, 0.0):.1f}" for s in STAGES)
+              + " ms") if "interval" in ema else None
     image = overlay.draw(frame.image, top, status, maps)
     t3 = time.perf_counter()
     for output in outputs:

@@ -131,6 +131,7 @@ class FrameSource:
     """``read() -> image | None`` (``None``: the end), ``close()``; counts what it read and what it could not."""
 
     live = False
+    flip_in_software = True  # False where the capture pipeline flips (CSI: nvvidconv)
     fps: float | None = None
     expected: int | None = None  # frames a file announces (one pass), when known
 
@@ -159,8 +160,6 @@ class FrameSource:
                 image = cv2().resize(image, size, interpolation=cv2().INTER_AREA)
         return apply_flip(image, opts.flip) if opts.flip != "none" and self.flip_in_software else image
 
-    flip_in_software = True
-
     def read_impl(self) -> np.ndarray | None:
         raise NotImplementedError
 
@@ -181,7 +180,8 @@ class CaptureSource(FrameSource):
         self.live = live
         self.opener = opener
         self.sleep = sleep
-        self.passes = 0
+        self.passes = 0  # completed replays (--input-loop)
+        self.pass_count = 0  # frames read in the current pass
         self.cap = opener()
         if not self.cap.isOpened():
             kind = "open" if live else "decode"
@@ -191,7 +191,6 @@ class CaptureSource(FrameSource):
         self.fps = fps if 0.0 < fps < 1000.0 else options.rate
         count = int(self.cap.get(c.CAP_PROP_FRAME_COUNT) or 0)
         self.expected = count if not live and count > 0 else None
-        self.pass_count = 0
 
     def read_impl(self) -> np.ndarray | None:
         ok, image = self.cap.read()
