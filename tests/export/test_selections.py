@@ -39,3 +39,11 @@ def test_selections_added_to_a_shipped_model_in_memory(tmp_path):
     added = add_selection_outputs(proto)
     assert output_selections(added) == ["tdm_attentive_0", "tdm_inattentive_0", "tdm_attentive_1",
                                         "tdm_inattentive_1", "tdm_attentive_2", "tdm_inattentive_2"]
+
+
+def test_export_command_has_the_option():
+    from tdm_edge.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["export", "-o", "m.onnx", "--selection-outputs"]).selection_outputs is True
+    assert parse(["export", "-o", "m.onnx"]).selection_outputs is False
