@@ -7,29 +7,12 @@ import onnx
 import pytest
 from onnx import TensorProto as T
 from onnx import helper as h
-from onnx import numpy_helper
-
 from tdm_edge import cli
 from tdm_edge.export.check import TRT_VERSIONS, Finding, check_file, check_model
 from tdm_edge.errors import UsageError
 
 from ..conftest import tiny_vit
-
-
-def make_model(nodes, inputs, outputs, inits=(), opset=17, domains=()):
-    """A model from ``(name, elem_type, shape)`` inputs/outputs and ``{name: array}`` initializers."""
-    graph = h.make_graph(
-        nodes, "g", [h.make_tensor_value_info(*i) for i in inputs], [h.make_tensor_value_info(*o) for o in outputs],
-        [numpy_helper.from_array(np.asarray(v), name) for name, v in dict(inits).items()])
-    return h.make_model(graph, opset_imports=[h.make_opsetid("", opset), *domains])
-
-
-def names(findings: list[Finding]) -> list[str]:
-    return [f.node for f in findings]
-
-
-def const(name: str, value) -> onnx.NodeProto:
-    return h.make_node("Constant", [], [name], name=f"c_{name}", value=numpy_helper.from_array(np.asarray(value)))
+from .onnx_graphs import const, make_model, names
 
 
 def clean_model() -> onnx.ModelProto:
@@ -74,8 +57,10 @@ def test_later_10x_op_names_the_release_and_custom_domain_needs_a_plugin():
                        [("x", T.FLOAT, [1, 1, 4, 4]), ("off", T.FLOAT, [1, 2, 4, 4])], [("z", T.FLOAT, None)],
                        {"w": np.ones((1, 1, 1, 1), np.float32)}, opset=19, domains=[h.make_opsetid("com.example", 1)])
     found = check_model(model, "10")
-    assert names(found) == ["deform", "custom"]
-    assert "supported from TensorRT 10.1" in found[0].reason and "needs a plugin" in found[1].reason
+    assert names(found) == ["deform", "custom"] and [f.kind for f in found] == ["unsupported", "plugin"]
+    assert "supported from TensorRT 10.1" in found[0].reason
+    assert found[1].reason.startswith("needs plugin 'MyOp' (version 1, namespace '') loaded")
+    assert names(check_model(model, "10.1")) == ["custom"]  # 10.1 imports DeformConv
     assert names(check_model(model, "11")) == ["custom"]
 
 
@@ -109,10 +94,10 @@ def test_topk_with_dynamic_k_is_flagged_once():
 
 
 @pytest.mark.parametrize("trt", TRT_VERSIONS)
-def test_topk_k_must_stay_below_3840(trt):
-    found = check_model(topk_model(k_value=4000, n=5000), trt)
-    assert names(found) == ["topk"] and "K = 4000" in found[0].reason
-    assert check_model(topk_model(k_value=3839, n=5000), trt) == []
+def test_topk_k_up_to_3840(trt):
+    found = check_model(topk_model(k_value=3841, n=5000), trt)
+    assert names(found) == ["topk"] and "K = 3841" in found[0].reason
+    assert check_model(topk_model(k_value=3840, n=5000), trt) == []  # ITopKLayer: "values up to 3840"
 
 
 def test_topk_k_attribute_form_before_opset_10():
