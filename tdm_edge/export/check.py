@@ -7,7 +7,8 @@ reports shapes that depend on tensor values; everything else is a *rule*:
 
     rule(info: ModelInfo, node: onnx.NodeProto, trt: Target) -> Iterable[Finding]
 
-called for every top-level node that the parser would import with a built-in importer. The built-in rules are in
+called for every top-level node (plugin nodes included; :func:`has_importer` tells whether a built-in importer
+takes the node, and :func:`imported_only` wraps a rule to see only those). The built-in rules are in
 :mod:`tdm_edge.export.trt_rules`. Another module adds its own by listing them in a module-level ``RULES`` and its
 module name in :data:`RULE_MODULES` (loaded on first use, like ``cli.STAGE_COMMANDS``), or per call with
 ``check_model(..., extra_rules=[...])``. Tables and sources: :mod:`tdm_edge.export.trt_ops`.
@@ -16,6 +17,7 @@ module name in :data:`RULE_MODULES` (loaded on first use, like ``cli.STAGE_COMMA
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import wraps
 from importlib import import_module
 from pathlib import Path
 from typing import Callable, Iterable
@@ -154,10 +156,8 @@ def _check_graph(info: ModelInfo, static: ModelInfo, rules: list[Rule]) -> list[
                                     "rank)", MODEL))
     unknown: set[str] = set()  # tensors whose shape is unknown because of an upstream node already reported
     for node in graph.node:
-        found, imported = importer_findings(node, info.trt)
-        found += _subgraph_findings(node, info.trt)
-        if imported:
-            found += [f for rule in rules for f in rule(info, node, info.trt)]
+        found = importer_findings(node, info.trt)[0] + _subgraph_findings(node, info.trt)
+        found += [f for rule in rules for f in rule(info, node, info.trt)]
         bad = [o for o in node.output if o and o not in static.constants and not static.resolved(o)]
         if bad and not any(i in unknown for i in node.input if i) and not found:
             shapes = ", ".join(f"{o} {_fmt(static.dims(o))}" for o in bad)
@@ -178,8 +178,8 @@ def importer_findings(node: onnx.NodeProto, trt: trt_ops.Target) -> tuple[list[F
     Returns:
         The findings about that, and whether a built-in importer takes the node (so the other rules apply).
     """
-    op, first = node.op_type, trt.first
-    if op in trt_ops.supported_ops(first) or op in trt_ops.trt_named_ops(first):
+    op = node.op_type
+    if has_importer(node, trt):
         if node.domain in DEFAULT_DOMAINS:
             return [], True
         return [finding(node, f"custom-domain op '{node.domain}.{op}' is imported by the TensorRT {trt.name} "
@@ -201,6 +201,21 @@ def importer_findings(node: onnx.NodeProto, trt: trt_ops.Target) -> tuple[list[F
                     "registry", PLUGIN)], False
 
 
+def has_importer(node: onnx.NodeProto, trt: trt_ops.Target) -> bool:
+    """Whether a built-in importer of every release in ``trt`` takes ``node`` (else: a plugin lookup)."""
+    return node.op_type in trt_ops.supported_ops(trt.first) or node.op_type in trt_ops.trt_named_ops(trt.first)
+
+
+def imported_only(rule: Rule) -> Rule:
+    """``rule`` applied only to nodes that a built-in importer takes (see :func:`has_importer`)."""
+
+    @wraps(rule)
+    def wrapped(info: ModelInfo, node: onnx.NodeProto, trt: trt_ops.Target) -> Iterable[Finding]:
+        return rule(info, node, trt) if has_importer(node, trt) else ()
+
+    return wrapped
+
+
 def _subgraph_findings(node: onnx.NodeProto, trt: trt_ops.Target) -> list[Finding]:
     """Importer dispatch inside If/Loop/Scan bodies (the other rules and shapes are not checked there)."""
     out = []
@@ -213,5 +228,6 @@ def _subgraph_findings(node: onnx.NodeProto, trt: trt_ops.Target) -> list[Findin
     return out
 
 
-__all__ = ["Finding", "Rule", "RULE_MODULES", "TRT_VERSIONS", "check_file", "check_model", "finding", "load_model",
-           "load_rules", "target", "UNSUPPORTED", "PLUGIN", "DOMAIN", "MISREAD", "SHAPE", "MODEL"]
+__all__ = ["Finding", "Rule", "RULE_MODULES", "TRT_VERSIONS", "check_file", "check_model", "finding", "has_importer",
+           "imported_only", "importer_findings", "load_model", "load_rules", "target", "UNSUPPORTED", "PLUGIN",
+           "DOMAIN", "MISREAD", "SHAPE", "MODEL"]

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 
 from . import trt_ops
-from .check import MISREAD, SHAPE, Finding, finding
+from .check import MISREAD, SHAPE, Finding, finding, imported_only
 from .model_info import ModelInfo, attr
 
 
@@ -92,4 +92,4 @@ def input_types(info: ModelInfo, node: onnx.NodeProto, trt: trt_ops.Target) -> I
                           f"type ({rule.source})")
 
 
-RULES = [input_types, data_dependent, constant_inputs, topk, scatter_reduction]
+RULES = [imported_only(rule) for rule in (input_types, data_dependent, constant_inputs, topk, scatter_reduction)]

@@ -164,6 +164,23 @@ def test_extra_rules_and_rule_modules(monkeypatch):
     assert [f.kind for f in check_model(model, "8.6")] == ["custom"]
 
 
+def test_rules_see_plugin_nodes_but_the_built_in_ones_do_not():
+    def our_plugin(info, node, trt):  # as the merge-plugin lint would: it must see the plugin node
+        if node.op_type == "MergeTokens" and not check.has_importer(node, trt):
+            yield finding(node, "needs libtdm_plugins.so", "ours")
+
+    plugin = unary("MergeTokens", T.FLOAT, domain="tdm")
+    assert [f.kind for f in check_model(plugin, "10", extra_rules=[our_plugin])] == [PLUGIN, "ours"]
+    # Gelu on INT32 in 8.5: no importer there, so only the dispatch finding, not also the activation type rule
+    gelu = make_model([h.make_node("Gelu", ["x"], ["y"], name="n")], [("x", T.INT32, [2])], [("y", T.INT32, [2])],
+                      opset=20)
+    found = check_model(gelu, "8.5")  # (INT32 Gelu is not even valid ONNX: strict inference says so too)
+    assert [(f.op_type, f.kind) for f in found] == [("opset", "model"), ("shape-inference", "model"),
+                                                    ("Gelu", UNSUPPORTED)]
+    assert "no importer" in found[-1].reason
+    assert "Gelu importer rejects" in check_model(gelu, "10")[-1].reason  # 10.0 has a Gelu importer
+
+
 # --- the command line --------------------------------------------------------------------------------------------
 
 def test_cli_plugin_finding_and_minor_version(tmp_path, capsys):
