@@ -203,7 +203,8 @@ INPUT_TYPE_RULES: tuple[TypeRule, ...] = (
     _rule(_UINT8_0, (0,), "UINT8", source="importer notInvalidType"),
     _rule("OneHot", (0, 1, 2), "UINT8", source="OneHot importer"),
     _rule("Where", (1, 2), "UINT8", source="Where importer"),
-    _rule("QuantizeLinear DequantizeLinear", (0, 2), "UINT8", source="QuantDequantLinearHelper"),
+    _rule("QuantizeLinear DequantizeLinear", (0,), "UINT8", source="QuantDequantLinearHelper"),
+    _rule("QuantizeLinear", (2,), "UINT8", source="QuantDequantLinearHelper: a UINT8 zero point"),
     _rule("DepthToSpace SpaceToDepth Resize Upsample", (0,), "BOOL UINT8", source="importer notInvalidType"),
     _rule("GridSample", (0, 1), "BOOL UINT8", source="GridSample importer"),
 )

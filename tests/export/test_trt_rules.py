@@ -197,3 +197,14 @@ def test_cli_plugin_finding_and_minor_version(tmp_path, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "invalid choice: '10.16'" in err[0]
+
+
+def test_uint8_quantization_is_refused():
+    def q(zero_point):
+        return make_model([h.make_node("QuantizeLinear", ["x", "s", "z"], ["y"], name="q")], [("x", T.FLOAT, [2])],
+                          [("y", T.INT8 if zero_point.dtype == np.int8 else T.UINT8, [2])],
+                          {"s": np.array(0.1, np.float32), "z": zero_point}, opset=13)
+
+    found = check_model(q(np.array(128, np.uint8)), "10")
+    assert names(found) == ["q"] and "input 2 (z) is UINT8" in found[0].reason
+    assert check_model(q(np.array(0, np.int8)), "10") == []
