@@ -85,9 +85,11 @@ def prepare(models: dict, backend: str, precision: str, batch: int, folder: str,
 def _export(model, path: str, batch: int, key: str, threads: int | None, log) -> str:
     from ..export.onnx_export import export_onnx
 
-    # the pruned model is verified against PyTorch (a benchmark of a wrong graph means nothing); the baseline and
-    # the ideal slice have no selections to get wrong
-    report = export_onnx(model, path, batch=batch, verify=key == "pruned", verify_threads=threads, sidecar=False)
+    # a model that selects tokens is verified against PyTorch (a benchmark of a wrong graph means nothing); the
+    # baseline and the ideal slice have no selections to get wrong
+    stages = getattr(getattr(model, "tdm_schedule", None), "stages", ())
+    selects = any(s.method not in ("none", "slice") for s in stages)
+    report = export_onnx(model, path, batch=batch, verify=selects, verify_threads=threads, sidecar=False)
     log(f"  [{key}] exported, {report.nodes_after} nodes; verification: "
         f"{report.verification.summary() if report.verification else 'skipped (no selections)'}")
     return path
