@@ -156,7 +156,7 @@ def _check_graph(info: ModelInfo, static: ModelInfo, rules: list[Rule]) -> list[
                                     "rank)", MODEL))
     unknown: set[str] = set()  # tensors whose shape is unknown because of an upstream node already reported
     for node in graph.node:
-        found = importer_findings(node, info.trt)[0] + _subgraph_findings(node, info.trt)
+        found = importer_findings(node, info.trt) + _subgraph_findings(node, info.trt)
         found += [f for rule in rules for f in rule(info, node, info.trt)]
         bad = [o for o in node.output if o and o not in static.constants and not static.resolved(o)]
         if bad and not any(i in unknown for i in node.input if i) and not found:
@@ -172,33 +172,30 @@ def _fmt(dims: list | None) -> str:
     return "rank unknown" if dims is None else "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
 
 
-def importer_findings(node: onnx.NodeProto, trt: trt_ops.Target) -> tuple[list[Finding], bool]:
-    """How the parser dispatches ``node`` (ModelImporter.cpp: by ``op_type`` alone, the domain is never read).
-
-    Returns:
-        The findings about that, and whether a built-in importer takes the node (so the other rules apply).
-    """
+def importer_findings(node: onnx.NodeProto, trt: trt_ops.Target) -> list[Finding]:
+    """What is wrong with how the parser dispatches ``node`` (ModelImporter.cpp: by ``op_type`` alone, the domain
+    is never read; an op type with no importer is looked up as a plugin)."""
     op = node.op_type
     if has_importer(node, trt):
         if node.domain in DEFAULT_DOMAINS:
-            return [], True
+            return []
         return [finding(node, f"custom-domain op '{node.domain}.{op}' is imported by the TensorRT {trt.name} "
                         f"parser as the ONNX '{op}' op (it ignores the domain; a plugin named '{op}' is never "
                         "consulted): use the default domain if it is that op, another op type if it is a plugin",
-                        DOMAIN)], True
+                        DOMAIN)]
     since = trt_ops.ADDED_IN_10X.get(op)
     if since and trt.first[0] == 10 and node.domain in DEFAULT_DOMAINS:
         v = f"{since[0]}.{since[1]}"
         return [finding(node, f"not in the TensorRT {trt.name} parser: supported from TensorRT {v} (check with "
-                        f"--trt {v} or later if that is what runs)")], False
+                        f"--trt {v} or later if that is what runs)")]
     if node.domain in DEFAULT_DOMAINS and onnx.defs.has(op):
         return [finding(node, f"not supported by the TensorRT {trt.name} ONNX parser (no importer; it would look "
-                        f"for a plugin named '{op}')")], False
+                        f"for a plugin named '{op}')")]
     version, namespace = attr(node, "plugin_version", "1"), attr(node, "plugin_namespace", "")
     where = f"domain '{node.domain}'" if node.domain not in DEFAULT_DOMAINS else "the default domain"
     return [finding(node, f"needs plugin '{op}' (version {version}, namespace '{namespace}') loaded: the TensorRT "
                     f"{trt.name} parser has no importer for '{op}' ({where}) and looks it up in the plugin "
-                    "registry", PLUGIN)], False
+                    "registry", PLUGIN)]
 
 
 def has_importer(node: onnx.NodeProto, trt: trt_ops.Target) -> bool:
@@ -222,7 +219,7 @@ def _subgraph_findings(node: onnx.NodeProto, trt: trt_ops.Target) -> list[Findin
     for a in node.attribute:
         for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
             for inner in sub.node:
-                inner_findings = importer_findings(inner, trt)[0] + _subgraph_findings(inner, trt)
+                inner_findings = importer_findings(inner, trt) + _subgraph_findings(inner, trt)
                 out += [Finding(node_name(node), node.op_type, f"subgraph '{a.name}' node {f.node} [{f.op_type}]: "
                                 f"{f.reason}", f.kind) for f in inner_findings]
     return out

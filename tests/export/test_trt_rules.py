@@ -208,3 +208,20 @@ def test_uint8_quantization_is_refused():
     found = check_model(q(np.array(128, np.uint8)), "10")
     assert names(found) == ["q"] and "input 2 (z) is UINT8" in found[0].reason
     assert check_model(q(np.array(0, np.int8)), "10") == []
+
+
+def test_dispatch_inside_subgraphs():
+    def branch(op, domain=""):
+        return h.make_graph([h.make_node(op, ["x"], ["b"], name="inner", domain=domain)], "b", [],
+                            [h.make_tensor_value_info("b", T.FLOAT, [2])])
+
+    def model(then_op, domain=""):
+        node = h.make_node("If", ["c"], ["y"], name="if", then_branch=branch(then_op, domain),
+                           else_branch=branch("Relu"))
+        return make_model([node], [("c", T.BOOL, []), ("x", T.FLOAT, [2])], [("y", T.FLOAT, [2])],
+                          domains=[h.make_opsetid(domain, 1)] if domain else [])
+
+    found = check_model(model("MergeTokens", "tdm"), "10")
+    assert [(f.node, f.kind) for f in found] == [("if", PLUGIN)]
+    assert found[0].reason.startswith("subgraph 'then_branch' node inner [MergeTokens]: needs plugin 'MergeTokens'")
+    assert check_model(model("Sigmoid"), "10") == []
