@@ -113,7 +113,7 @@ def check_model(model: onnx.ModelProto, trt: str = "10", extra_rules: Iterable[R
     label = model.graph.name or "model"
     versions = [op.version for op in model.opset_import if op.domain in DEFAULT_DOMAINS]
     opset = max(versions) if versions else None
-    lo, hi = trt_ops.OPSET_RANGE[t.first[0]]
+    lo, hi = trt_ops.opset_range(t.first)
     if opset is None:
         findings.append(Finding(label, "opset", "the model imports no default-domain (ai.onnx) opset", MODEL))
         opset = hi

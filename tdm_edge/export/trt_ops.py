@@ -138,8 +138,20 @@ def trt_named_ops(release: Release) -> frozenset[str]:
     return _TRT_NAMES85 if release == (8, 5) else _TRT_NAMES86 if release[0] == 8 else _TRT_NAMES10
 
 
-# Inclusive (min, max) default-domain opset each parser documents; None = no documented minimum.
-OPSET_RANGE: dict[int, tuple[int | None, int]] = {8: (None, 17), 10: (9, 20), 11: (9, 25)}
+
+
+def opset_range(release: Release) -> tuple[int | None, int]:
+    """Inclusive (min, max) default-domain opset the parser of ``release`` documents; None = no documented minimum.
+
+    8.x: "up to Opset 17"; 10.0/10.1: "opset 9 to opset 20"; 10.15: "opset 9 to opset 24" (operators.md); the 10.x
+    between them are taken as 20 (not documented to us); 11.x: 25 (NVIDIA ONNX opset guide).
+    """
+    if release[0] == 8:
+        return None, 17
+    if release[0] == 10:
+        return 9, 24 if release[1] >= 15 else 20
+    return 9, 25
+
 
 # Ops whose output shape depends on the input values: never allowed (METHOD.md), whatever the parser accepts.
 DATA_DEPENDENT_OPS = frozenset({"NonZero", "Unique", "NonMaxSuppression", "Compress"})

@@ -58,3 +58,8 @@ def test_tables_grow_by_release():
 def test_importer_type_sees_int64_as_int32_before_10():
     assert trt_ops.importer_type(7, (8, 6)) == "INT32" and trt_ops.importer_type(7, (10, 0)) == "INT64"
     assert trt_ops.importer_type(11, (10, 0)) == "FLOAT" and trt_ops.importer_type(0, (10, 0)) == ""
+
+
+def test_opset_ceiling_per_release():
+    assert trt_ops.opset_range((8, 6)) == (None, 17) and trt_ops.opset_range((10, 0)) == (9, 20)
+    assert trt_ops.opset_range((10, 15)) == (9, 24) and trt_ops.opset_range((11, 0)) == (9, 25)
