@@ -199,7 +199,7 @@ INPUT_TYPE_RULES: tuple[TypeRule, ...] = (
     # rejects INT32 on every branch).
     _rule(_ACTIVATIONS, (0,), "INT32 BOOL UINT8", source="activationHelper"),
     _rule("HardSwish", (0,), "INT32 INT64 BOOL UINT8 BF16", source="HardSwish importer: FLOAT, HALF or INT8 only"),
-    # argMinMaxHelper: 8.5 rejects INT32 (and so INT64); 9.3 added INT32/INT64 (Changelog 9.3 GA; 8.6-GA too).
+    # argMinMaxHelper and TopK: 8.5 rejects INT32 (and so INT64); 8.6 (branch and tag) casts INT32 to FLOAT.
     _rule("ArgMax ArgMin", (0,), "INT32 UINT8", until=(8, 5), source="argMinMaxHelper"),
     _rule("ArgMax ArgMin", (0,), "UINT8", since=(8, 6), source="argMinMaxHelper"),
     _rule("TopK", (0,), "INT32 UINT8", until=(8, 5), source="TopK importer"),
