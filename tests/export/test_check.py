@@ -1,4 +1,4 @@
-"""``tdm-edge check``: one small hand-built graph per rule, the exported BAT model, and the command line."""
+"""``tdm-edge check``: the driver on small hand-built graphs, the models we export, and the command line."""
 
 from __future__ import annotations
 
@@ -206,7 +206,7 @@ def test_shape_from_tensor_values_is_unresolved_but_from_input_shapes_is_fine():
     assert check_model(shape_shaped, "10") == []
 
 
-# --- the exported BAT model ------------------------------------------------------------------------------------
+# --- the exported models ----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def tiny_bat():
@@ -244,6 +244,18 @@ def test_exported_bat_model_with_dynamic_batch(tiny_bat, tmp_path):
     # the merge ops pass every size (TopK's K included) as a Python int, so even with a dynamic batch K is an
     # initializer, which the 8.5 importer asserts (a K computed from Shape(...) is flagged: see the TopK tests above)
     assert check_model(model, "8.5") == []
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
+@pytest.mark.parametrize("method, options", [("evit", {"keep_rate": 0.7, "prune_blocks": (1, 2)}),
+                                             ("tome", {"tome_r": 4})])
+def test_exported_evit_and_tome_are_clean_for_every_target(method, options, tmp_path):
+    from tdm_edge.reduce.patch import patch_vit
+
+    model = export(patch_vit(tiny_vit(patch_size=8), method=method, **options), tmp_path / "m.onnx", 16,
+                   dynamic_batch=True)
+    for trt in ("8.5", "8.6", "10.0", "10", "11"):
+        assert check_model(model, trt) == [], trt
 
 
 # --- the command line -----------------------------------------------------------------------------------------
