@@ -164,8 +164,11 @@ def run_loop(grabber: FrameGrabber, runner: Runner, meta: dict, overlay: Overlay
             output.close()
     if stop and stop.reason:
         summary.reason = stop.reason
-    for index in range(last_index + 1, grabber.delivered):
-        log.write({"frame": index, "dropped": True})
+    try:
+        for index in range(last_index + 1, grabber.delivered):  # frames dropped after the last one processed
+            log.write({"frame": index, "dropped": True})
+    except OutputFull as err:
+        summary.reason, summary.exit_code = str(err), 1
     summary.delivered, summary.dropped = grabber.delivered, grabber.dropped
     summary.notes.extend(grabber.source.notes)
     if grabber.source.unreadable:
