@@ -137,10 +137,36 @@ class Overlay:
         if maps:
             self.draw_tokens(image, maps)
         texts = self.texts(top)
-        draw_text_boxes(image, texts, label_boxes(texts, image.shape[0]))
+        boxes = label_boxes(texts, image.shape[0])
+        draw_text_boxes(image, texts, boxes)
+        if maps:
+            self.draw_legend(image, maps, boxes[-1][3] + PAD if boxes else PAD)
         if status:
             self.draw_status(image, status)
         return image
+
+    def draw_legend(self, image: np.ndarray, maps: Sequence[StageMap], y: int) -> None:
+        """One line under the labels: a swatch per state that occurs (clusters shown by their first colours)."""
+        c = cv2()
+        scale = 0.6 * font_scale(image.shape[0])
+        (_, h), base = c.getTextSize("Xg", c.FONT_HERSHEY_SIMPLEX, scale, 1)
+        states = set(np.concatenate([m.state for m in maps]).tolist())
+        entries = [("kept", None)] + [(name, colour) for state, name, colour in (
+            (MATCHED, "matched", MATCH_COLOUR), (CLUSTERED, "clustered", None), (FUSED, "fused", FUSED_COLOUR))
+            if state in states]
+        widths = [h + 3 * PAD // 2 + c.getTextSize(name, c.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for name, _ in entries]
+        c.rectangle(image, (PAD, y), (2 * PAD + sum(widths) + PAD * len(entries), y + h + base + 2 * PAD),
+                    BACKGROUND, -1)
+        x = 2 * PAD
+        for (name, colour), width in zip(entries, widths):
+            top = y + PAD
+            if name == "clustered":  # three cluster colours side by side
+                for i, col in enumerate(cluster_colours(3)):
+                    c.rectangle(image, (x + i * h // 3, top), (x + (i + 1) * h // 3, top + h), col.tolist(), -1)
+            else:
+                c.rectangle(image, (x, top), (x + h, top + h), colour or TEXT, -1 if colour else 1)
+            c.putText(image, name, (x + h + PAD, top + h), c.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1, c.LINE_AA)
+            x += width + PAD
 
     def draw_status(self, image: np.ndarray, status: str) -> None:
         c = cv2()
