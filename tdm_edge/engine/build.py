@@ -72,7 +72,7 @@ def parser_error_lines(parser, model) -> list[str]:
         by_node.setdefault(int(error.node()), []).append(" ".join(str(error.desc()).split()))
     nodes = model.graph.node
     lines = []
-    for index, descs in sorted(by_node.items()):
+    for index, descs in sorted(by_node.items(), key=lambda item: (item[0] < 0, item[0])):  # graph errors last
         more = f" (+{len(descs) - 1} more)" if len(descs) > 1 else ""
         if 0 <= index < len(nodes):
             node = nodes[index]
