@@ -64,6 +64,16 @@ def onnx_precision(model) -> str:
     return "fp32"
 
 
+def static_inputs(model) -> None:
+    """:class:`UsageError` for an input with a dynamic dimension (the builder adds no optimisation profile)."""
+    for value in model.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        if any(not d.HasField("dim_value") for d in dims):
+            shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
+            raise UsageError(f"input {value.name!r} has a dynamic shape {shape}: TensorRT engines here have static "
+                             "shapes, export with a fixed batch (tdm-edge export --batch N)")
+
+
 def parser_error_lines(parser, model) -> list[str]:
     """One line per failing node: ``node 12 (TopK '/blocks.3/TopK'): <first error>``; graph errors without a node."""
     by_node: dict[int, list[str]] = {}
@@ -160,6 +170,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     meta = read_metadata(onnx_path)
     warn_if_random(meta, "build")
     model = onnx.load(os.fspath(onnx_path), load_external_data=False)
+    static_inputs(model)
     versions.precision_from_onnx(version, precision, onnx_precision(model))
     if gpu is None:
         from ..runners.cuda_rt import device_info

@@ -95,10 +95,10 @@ def check_compatible(record: dict, trt_version: str, gpu_name: str, compute_capa
     gpu = record.get("gpu", {})
     problems = []
     if built != trt_version:
-        problems.append(f"TensorRT {built}, this is TensorRT {trt_version}")
+        problems.append(f"with TensorRT {built} (this is {trt_version})")
     if gpu.get("compute_capability") != compute_capability:
-        problems.append(f"a GPU of compute capability {gpu.get('compute_capability')} ({gpu.get('name')}), "
-                        f"this is {compute_capability} ({gpu_name})")
+        problems.append(f"for a GPU of compute capability {gpu.get('compute_capability')} ({gpu.get('name')}; "
+                        f"this one is {compute_capability}, {gpu_name})")
     if problems:
-        raise EngineMismatch(f"the engine was built with {' and for '.join(problems)}: rebuild it here with "
+        raise EngineMismatch(f"the engine was built {' and '.join(problems)}: rebuild it here with "
                              f"tdm-edge build {record.get('onnx', {}).get('file', 'MODEL.onnx')}")

@@ -58,6 +58,9 @@ class FakeTensorRT(types.ModuleType):
         build_fails: ``build_serialized_network`` returns ``None`` and logs an error.
         dla_cores: what ``Builder.num_DLA_cores`` says.
         io: for the runner: ``[(name, "INPUT"|"OUTPUT", "FLOAT", shape)]`` of the deserialised engine.
+
+    For the runner, set ``fake.cuda`` (a FakeCudart) and ``fake.compute(addresses)``: what the "engine" does with
+    the device buffers bound by name; it runs on the fake CUDA stream, so CUDA-graph capture records it.
     """
 
     def __init__(self, version: str, *, layers=("MATRIX_MULTIPLY", "TOPK", "SOFTMAX", "TOPK"), parse_errors=(),
@@ -70,6 +73,7 @@ class FakeTensorRT(types.ModuleType):
             setattr(self, name, _enum(name, members))
         self.float32 = self.DataType.FLOAT
         self.ILogger = self._ilogger()
+        self.Logger = self._logger()
         self.layers, self.parse_errors, self.build_fails = list(layers), list(parse_errors), build_fails
         self.dla_cores, self.io = dla_cores, list(io)
         self.Builder, self.OnnxParser, self.Runtime = self._builder(), self._parser(), self._runtime()
@@ -100,6 +104,17 @@ class FakeTensorRT(types.ModuleType):
                 pass
 
         return ILogger
+
+    def _logger(self):
+        base = self.ILogger
+
+        class Logger(base):
+            WARNING = base.Severity.WARNING
+
+            def __init__(self, min_severity) -> None:
+                self.min_severity = min_severity
+
+        return Logger
 
     def _builder(self):
         fake = self
@@ -207,6 +222,7 @@ class FakeTensorRT(types.ModuleType):
 
             def execute_async_v3(self, stream_handle: int) -> bool:
                 fake.record("execute_async_v3")
+                fake.cuda.enqueue(stream_handle, lambda: fake.compute(self.addresses))
                 return True
 
         class Engine:

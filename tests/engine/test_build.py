@@ -110,6 +110,12 @@ def test_bad_inputs(tiny_onnx, tmp_path):
         build(fake, tiny_onnx, tmp_path, workspace_mib=0)
     with pytest.raises(UsageError, match="not supported"):
         build(FakeTensorRT("8.4.3"), tiny_onnx, tmp_path)
+    import onnx
+    model = onnx.load(str(tiny_onnx))
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    onnx.save(model, str(tmp_path / "dyn.onnx"))
+    with pytest.raises(UsageError, match=r"'input' has a dynamic shape \['batch', 4\].*--batch N"):
+        build(fake, tmp_path / "dyn.onnx", tmp_path)
 
 
 def test_build_without_tensorrt_exits_2_with_one_line(tiny_onnx, tmp_path, capsys, monkeypatch):

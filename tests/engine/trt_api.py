@@ -142,6 +142,7 @@ def api(generation: str) -> dict[str, list[str]]:
     tmp = cached.with_suffix(".tmp")
     tmp.write_text(json.dumps(surface))
     os.replace(tmp, cached)
+    shutil.rmtree(work, ignore_errors=True)  # the JSON is what is kept; the wheel stays for a rebuild
     return surface
 
 
