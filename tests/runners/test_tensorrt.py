@@ -128,3 +128,27 @@ def test_real_cuda_python_errors_are_one_line_without_a_gpu():
         cuda_rt.check(rt.cudaMalloc(16), "cudaMalloc")
     with pytest.raises(CudaError, match=r"^cudaGetDeviceProperties failed: cudaError\w+"):
         cuda_rt.device_info()
+
+
+@pytest.mark.gpu
+def test_real_engine_matches_onnx_runtime(tmp_path):
+    """Build and run a real engine: needs TensorRT and a GPU (skipped here; never run by us yet)."""
+    pytest.importorskip("tensorrt", reason="needs TensorRT")
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    from tdm_edge.engine.build import build_engine
+    from tdm_edge.export.onnx_export import export_onnx
+    from tdm_edge.reduce.patch import patch_vit
+    from tdm_edge.runners.onnxrt import OnnxRuntimeRunner
+
+    from ..conftest import tiny_vit
+
+    export_onnx(patch_vit(tiny_vit(), "bat", 0.7), tmp_path / "m.onnx", batch=2, verify=False)
+    build_engine(tmp_path / "m.onnx", tmp_path / "m.engine", precision="fp32")
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    with OnnxRuntimeRunner(tmp_path / "m.onnx") as ort:
+        ref = ort.infer({"input": x})["logits"]
+    for graph in (False, True):
+        with TensorRTRunner(tmp_path / "m.engine", cuda_graph=graph) as runner:
+            assert np.abs(runner.infer({"input": x})["logits"] - ref).max() <= 1e-3
