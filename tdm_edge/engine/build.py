@@ -26,9 +26,10 @@ _FLOAT16 = 10  # onnx.TensorProto.FLOAT16
 class ParserFailure(RuntimeError):
     """TensorRT's ONNX parser rejected the model; ``lines`` holds one line per failing node."""
 
-    def __init__(self, lines: list[str]) -> None:
+    def __init__(self, lines: list[str], generation: str) -> None:
         super().__init__("\n".join(lines))
         self.lines = lines
+        self.generation = generation  # the lint's name for this TensorRT ("8.5", "8.6", "10", "11")
 
 
 class BuildFailure(RuntimeError):
@@ -136,7 +137,7 @@ def _check_paths(onnx_path: Path, engine_path: Path, timing_cache: Path | None) 
         raise UsageError(f"the engine would overwrite the ONNX model {onnx_path}")
 
 
-def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *, precision: str = "fp16",
+def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *, precision: str | None = None,
                  workspace_mib: int | None = None, timing_cache: str | os.PathLike | None = None,
                  dla_core: int | None = None, plugins: Sequence[str | os.PathLike] = (),
                  trt: ModuleType | None = None, gpu: tuple[str, str] | None = None) -> BuildReport:
@@ -145,7 +146,8 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     Args:
         onnx_path: an ONNX written by ``tdm-edge export`` (its metadata goes into the sidecar).
         engine_path: where to write the engine; the sidecar goes to ``engine_path + ".json"``.
-        precision: "fp32", "fp16" or "int8" (int8 needs a Q/DQ ONNX; on 11.x the ONNX's types decide).
+        precision: "fp32", "fp16" or "int8" (int8 needs a Q/DQ ONNX; on 11.x it must be the ONNX's). Default:
+            the ONNX's own on 11.x; elsewhere int8 for a Q/DQ ONNX, else fp16.
         workspace_mib: the builder's workspace limit (default: TensorRT's, the GPU's memory).
         timing_cache: a timing-cache file, read if it exists and written back after the build.
         dla_core: build for this DLA core (Jetson), with GPU fallback for unsupported layers.
@@ -166,12 +168,15 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     trt = trt or import_tensorrt()
     version = trt.__version__
     net_flags = versions.network_flags(version)
-    flags = versions.builder_flags(version, precision)
     meta = read_metadata(onnx_path)
     warn_if_random(meta, "build")
     model = onnx.load(os.fspath(onnx_path), load_external_data=False)
     static_inputs(model)
-    versions.precision_from_onnx(version, precision, onnx_precision(model))
+    own = onnx_precision(model)
+    if precision is None:
+        precision = own if versions.strongly_typed(version) or own == "int8" else "fp16"
+    flags = versions.builder_flags(version, precision)
+    versions.precision_from_onnx(version, precision, own)
     if gpu is None:
         from ..runners.cuda_rt import device_info
 
@@ -185,7 +190,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
                                          for name in net_flags))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(os.fspath(onnx_path)):
-        raise ParserFailure(parser_error_lines(parser, model))
+        raise ParserFailure(parser_error_lines(parser, model), versions.generation(version))
 
     config = builder.create_builder_config()
     if workspace_mib is not None:

@@ -18,7 +18,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         for line in err.lines:
             print(f"tdm-edge build: {line}", file=sys.stderr)
         print(f"tdm-edge build: TensorRT's ONNX parser rejected {args.model} ({len(err.lines)} node(s)); "
-              f"tdm-edge check {args.model} --trt ... lints it without TensorRT", file=sys.stderr)
+              f"tdm-edge check {args.model} --trt {err.generation} lints it without TensorRT", file=sys.stderr)
         return 1
     except BuildFailure as err:
         print(f"tdm-edge build: {err}", file=sys.stderr)
@@ -32,8 +32,8 @@ def add_commands(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("build", help="build a TensorRT engine from an exported ONNX (TensorRT 8.5 to 11.x)")
     p.add_argument("model", help="the .onnx file written by tdm-edge export (or quantize)")
     p.add_argument("-o", "--output", required=True, help="the engine file; its sidecar OUTPUT.json goes beside it")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp16",
-                   help="fp16 (default) or int8 (needs a Q/DQ ONNX); on TensorRT 11 it must match the ONNX's types")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="default fp16 (int8 for a Q/DQ ONNX); TensorRT 11: the ONNX's own types, which it must match")
     p.add_argument("--workspace", type=int, default=None, metavar="MiB", help="builder workspace limit in MiB")
     p.add_argument("--timing-cache", default=None, metavar="F", help="timing cache file, read and updated")
     p.add_argument("--dla", type=int, default=None, metavar="CORE", help="build for this DLA core (GPU fallback)")

@@ -32,7 +32,8 @@ class EngineMismatch(UsageError):
 def install_hint() -> str:
     """How to get TensorRT on this machine: JetPack's packages on a Jetson, the ``trt`` extra elsewhere."""
     if platform.machine() == "aarch64" and os.path.exists("/etc/nv_tegra_release"):
-        return "on a Jetson, TensorRT comes with JetPack: sudo apt install nvidia-tensorrt python3-libnvinfer"
+        return ("on a Jetson, TensorRT comes with JetPack: sudo apt install python3-libnvinfer (in a venv, create it "
+                "with --system-site-packages)")
     return "install it with: pip install 'tdm-edge[trt]' (TensorRT and cuda-python wheels for x86_64 + CUDA 12/13)"
 
 

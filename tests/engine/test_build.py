@@ -67,6 +67,15 @@ def test_int8_and_options_on_10(tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path / "m.engine").st_mode) == 0o666 & ~umask
 
 
+@pytest.mark.parametrize("version, dtype, qdq, expected", [("10.3.0", np.float32, False, "fp16"),
+                                                           ("10.3.0", np.float32, True, "int8"),
+                                                           ("11.0.0.114", np.float32, False, "fp32"),
+                                                           ("11.0.0.114", np.float16, False, "fp16")])
+def test_default_precision(version, dtype, qdq, expected, tmp_path):
+    report = build(FakeTensorRT(version), write_onnx(tmp_path / "d.onnx", dtype=dtype, qdq=qdq), tmp_path)
+    assert report.precision == expected
+
+
 def test_dla_core_out_of_range(tiny_onnx, tmp_path):
     with pytest.raises(UsageError, match="--dla 0: this device has 0 DLA core"):
         build(FakeTensorRT("8.5.2.2"), tiny_onnx, tmp_path, dla_core=0)
@@ -135,7 +144,7 @@ def test_build_command_prints_parser_lines(tiny_onnx, tmp_path, capsys, monkeypa
     assert main(["build", str(tiny_onnx), "-o", str(tmp_path / "m.engine")]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[1] == "tdm-edge build: node 1 (TopK '/blocks.3/TopK'): bad K"
-    assert "rejected" in err[2] and len(err) == 3  # the random-weights warning, the node, the summary
+    assert "rejected" in err[2] and err[2].endswith("--trt 10 lints it without TensorRT") and len(err) == 3  # the random-weights warning, the node, the summary
     fake.parse_errors = []
     assert main(["build", str(tiny_onnx), "-o", str(tmp_path / "m.engine"), "--precision", "fp32"]) == 0
     assert "TensorRT 10.3.0, fp32 (builder flags: none)" in capsys.readouterr().out
