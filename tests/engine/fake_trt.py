@@ -76,6 +76,7 @@ class FakeTensorRT(types.ModuleType):
         self.Logger = self._logger()
         self.layers, self.parse_errors, self.build_fails = list(layers), list(parse_errors), build_fails
         self.dla_cores, self.io = dla_cores, list(io)
+        self.classes: dict[str, type] = {}  # the real class name -> the fake's class (checked against the wheels)
         self.Builder, self.OnnxParser, self.Runtime = self._builder(), self._parser(), self._runtime()
 
     # -- helpers the fake's classes share ------------------------------------------------------------------------
@@ -184,6 +185,8 @@ class FakeTensorRT(types.ModuleType):
                     return None
                 return memoryview(b"FAKE-ENGINE " + fake.__version__.encode())
 
+        fake.classes.update(Builder=Builder, INetworkDefinition=Network, ILayer=Layer, IBuilderConfig=Config,
+                            ITimingCache=TimingCache)
         return Builder
 
     def _parser(self):
@@ -202,6 +205,7 @@ class FakeTensorRT(types.ModuleType):
             def get_error(self, i: int) -> FakeParserError:
                 return self.errors[i]
 
+        fake.classes.update(OnnxParser=OnnxParser, ParserError=FakeParserError)
         return OnnxParser
 
     def _runtime(self):
@@ -256,4 +260,5 @@ class FakeTensorRT(types.ModuleType):
                 fake.record("deserialize_cuda_engine", bytes(data))
                 return Engine() if bytes(data).startswith(b"FAKE-ENGINE") else None
 
+        fake.classes.update(Runtime=Runtime, ICudaEngine=Engine, IExecutionContext=Context)
         return Runtime

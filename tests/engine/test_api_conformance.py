@@ -20,7 +20,7 @@ import tdm_edge
 from tdm_edge.engine import versions
 
 from . import trt_api
-from .fake_trt import COMMON_ENUMS, ENUMS
+from .fake_trt import COMMON_ENUMS, ENUMS, FakeTensorRT
 
 PACKAGE = Path(tdm_edge.__file__).parent
 SOURCES = sorted(PACKAGE.glob("engine/*.py")) + [PACKAGE / "runners" / "tensorrt.py", PACKAGE / "runners" / "trt_env.py"]
@@ -147,3 +147,8 @@ def test_fake_tensorrt_names_are_real(surface):
     gen, api = surface
     for enum, members in {**ENUMS["8" if gen == "8.6" else gen], **COMMON_ENUMS}.items():
         assert [m for m in members if not trt_api.has(api, f"{enum}.{m}")] == [], enum
+    fake = FakeTensorRT(VERSIONS[gen])
+    assert len(fake.classes) == 10
+    for real, cls in fake.classes.items():  # the fake's methods and class attributes, less its own helpers
+        public = [n for n in vars(cls) if not n.startswith("_")]
+        assert [n for n in public if not trt_api.member(api, real, n)] == [], real

@@ -53,6 +53,9 @@ class FakeCudart(types.ModuleType):
     def cudaGetErrorName(self, err):
         return SUCCESS, self.ERRORS.get(int(err), b"cudaErrorUnknown")
 
+    def cudaGetDeviceProperties(self, device: int):
+        return self._call("cudaGetDeviceProperties", types.SimpleNamespace(name=b"FakeGPU Orin\0\0", major=8, minor=7))
+
     def cudaSetDevice(self, device: int):
         return self._call("cudaSetDevice")
 

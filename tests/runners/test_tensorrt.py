@@ -2,6 +2,7 @@
 cuda-python error path on this GPU-less machine."""
 
 import ctypes
+import types
 
 import numpy as np
 import pytest
@@ -38,7 +39,6 @@ def env(tmp_path, monkeypatch):
     fake.cuda, fake.compute = cuda, _compute
     for module in (trt_runner, cuda_rt):
         monkeypatch.setattr(module, "cudart", lambda: cuda)
-    monkeypatch.setattr(trt_runner, "device_info", lambda device=0: GPU)
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"FAKE-ENGINE 10.3.0")
     write_sidecar(engine, engine_record(trt_version="10.3.0", gpu_name=GPU[0], compute_capability=GPU[1],
@@ -96,7 +96,10 @@ def test_engine_from_another_tensorrt_or_gpu_is_refused_before_deserialising(env
         TensorRTRunner(engine, trt=other).activate()
     assert str(info.value) == ("the engine was built with TensorRT 10.3.0 (this is 10.7.0): rebuild it here with "
                                "tdm-edge build m.onnx")
-    monkeypatch.setattr(trt_runner, "device_info", lambda device=0: ("NVIDIA H100", "9.0"))
+    cuda = FakeCudart()
+    cuda.cudaGetDeviceProperties = lambda device: (0, types.SimpleNamespace(name=b"NVIDIA H100", major=9, minor=0))
+    monkeypatch.setattr(cuda_rt, "cudart", lambda: cuda)
+    monkeypatch.setattr(trt_runner, "cudart", lambda: cuda)
     with pytest.raises(EngineMismatch, match=r"built for a GPU of compute capability 8.7 \(FakeGPU Orin; this one is 9.0, NVIDIA H100\)"):
         TensorRTRunner(engine, trt=fake).activate()
     assert fake.names("deserialize_cuda_engine") == [] and other.names("deserialize_cuda_engine") == []
