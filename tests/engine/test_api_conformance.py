@@ -23,7 +23,7 @@ from . import trt_api
 from .fake_trt import COMMON_ENUMS, ENUMS, FakeTensorRT
 
 PACKAGE = Path(tdm_edge.__file__).parent
-SOURCES = sorted(PACKAGE.glob("engine/*.py")) + [PACKAGE / "runners" / "tensorrt.py", PACKAGE / "runners" / "trt_env.py"]
+SOURCES = sorted(PACKAGE.glob("engine/*.py")) + [PACKAGE / "runners" / name for name in ("tensorrt.py", "trt_env.py")]
 
 # variable or attribute name -> the TensorRT class of the object it holds (the code keeps to these names)
 OBJECTS = {"builder": "Builder", "network": "INetworkDefinition", "config": "IBuilderConfig", "parser": "OnnxParser",

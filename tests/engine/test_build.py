@@ -9,6 +9,7 @@ import pytest
 
 from tdm_edge.cli import main
 from tdm_edge.engine.build import BuildFailure, ParserFailure, build_engine
+from tdm_edge.engine.sidecar import sha256_file
 from tdm_edge.errors import UsageError
 from tdm_edge.runners import trt_env
 
@@ -144,7 +145,24 @@ def test_build_command_prints_parser_lines(tiny_onnx, tmp_path, capsys, monkeypa
     assert main(["build", str(tiny_onnx), "-o", str(tmp_path / "m.engine")]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[1] == "tdm-edge build: node 1 (TopK '/blocks.3/TopK'): bad K"
-    assert "rejected" in err[2] and err[2].endswith("--trt 10 lints it without TensorRT") and len(err) == 3  # the random-weights warning, the node, the summary
+    # the random-weights warning, the node, the summary naming the lint's version
+    assert "rejected" in err[2] and err[2].endswith("--trt 10 lints it without TensorRT") and len(err) == 3
     fake.parse_errors = []
     assert main(["build", str(tiny_onnx), "-o", str(tmp_path / "m.engine"), "--precision", "fp32"]) == 0
     assert "TensorRT 10.3.0, fp32 (builder flags: none)" in capsys.readouterr().out
+
+
+def test_a_real_export_builds_and_its_schedule_reaches_the_sidecar(tmp_path):
+    """tdm-edge export's real output (tiny BAT ViT) through build, TensorRT stood in by FakeTensorRT."""
+    from tdm_edge.export.onnx_export import export_onnx
+    from tdm_edge.reduce.patch import patch_vit
+
+    from ..conftest import tiny_vit
+
+    model = patch_vit(tiny_vit(), "bat", 0.7)
+    export_onnx(model, tmp_path / "bat.onnx", batch=2, verify=False, simplify=False)
+    report = build(FakeTensorRT("8.5.2.2"), tmp_path / "bat.onnx", tmp_path)
+    side = json.loads(report.sidecar_path.read_text())
+    assert side["token_schedule"]["stage_tokens"] == model.tdm_schedule.stage_tokens
+    assert side["precision"] == "fp16" and side["metadata"]["onnx"]["batch"] == 2
+    assert side["onnx"]["sha256"] == sha256_file(tmp_path / "bat.onnx")

@@ -70,8 +70,8 @@ def _download(package: str, version: str, dest: Path) -> Path:
     stem = f"{package.replace('-', '_')}-{version}-{tag}-"
     found = sorted(dest.glob(stem + "*.whl"))
     if not found:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-               "--quiet", "--dest", str(dest), f"{package}=={version}"]
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+               "--disable-pip-version-check", "--dest", str(dest), f"{package}=={version}"]
         try:
             run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         except subprocess.TimeoutExpired:

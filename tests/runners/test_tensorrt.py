@@ -100,7 +100,8 @@ def test_engine_from_another_tensorrt_or_gpu_is_refused_before_deserialising(env
     cuda.cudaGetDeviceProperties = lambda device: (0, types.SimpleNamespace(name=b"NVIDIA H100", major=9, minor=0))
     monkeypatch.setattr(cuda_rt, "cudart", lambda: cuda)
     monkeypatch.setattr(trt_runner, "cudart", lambda: cuda)
-    with pytest.raises(EngineMismatch, match=r"built for a GPU of compute capability 8.7 \(FakeGPU Orin; this one is 9.0, NVIDIA H100\)"):
+    expected = r"built for a GPU of compute capability 8.7 \(FakeGPU Orin; this one is 9.0, NVIDIA H100\)"
+    with pytest.raises(EngineMismatch, match=expected):
         TensorRTRunner(engine, trt=fake).activate()
     assert fake.names("deserialize_cuda_engine") == [] and other.names("deserialize_cuda_engine") == []
 
