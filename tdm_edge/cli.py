@@ -18,6 +18,7 @@ DEFAULT_MODEL = "deit_small_patch16_224"
 # with ``add_commands(subparsers, parser_class)``, which adds its parsers and sets ``func`` on each.
 STAGE_COMMANDS: list[str] = [
     ".engine.commands",
+    ".bench.commands",
 ]
 
 
