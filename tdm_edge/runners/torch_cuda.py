@@ -3,13 +3,15 @@
 The backend for GPUs without TensorRT and the measuring stick for TensorRT on GPUs, on the shared
 :class:`~tdm_edge.runners.base.Runner` interface::
 
-    with TorchCudaRunner(model, fp16=True, cuda_graph=True, batch=8) as runner:
+    with TorchCudaRunner(model, fp16=True, cuda_graph=True) as runner:
         logits = runner.infer({"input": batch})["logits"]   # float32, like every other runner
 
-Activation copies the model to the GPU (fp16: weights and activations in half precision), switches its BAT stages
-to the fused merge op when ``tdm_edge.reduce.fused`` is importable (:func:`apply_fused_merge`), allocates the static
-input once, warms up on a side stream and captures one CUDA graph; ``infer`` copies the feed into the static input,
-replays the graph and returns the static output. It uses torch's CUDA only (no pycuda in this process).
+Activation copies the model to the GPU (fp16: weights and activations in half precision) and switches its BAT
+stages to the fused merge op when ``tdm_edge.reduce.fused`` is importable (:func:`apply_fused_merge`). Shapes are
+static: the static input is allocated for the batch given (``batch=N``) or, by default, for the first feed's, then
+the model is warmed up on a side stream and one CUDA graph captured; a feed of another batch size allocates and
+captures again. ``infer`` copies the feed into the static input, replays the graph and returns the static output.
+It uses torch's CUDA only (no pycuda in this process).
 """
 
 from __future__ import annotations
@@ -56,14 +58,14 @@ class TorchCudaRunner(Runner):
         model: the module (a timm ViT, reduced or not); moved to the GPU and, for fp16, converted to half.
         fp16: run in half precision (weights and activations); outputs are returned as float32.
         cuda_graph: capture one CUDA graph at activation and replay it on every ``infer`` (static shapes).
-        batch: the static batch size.
+        batch: the static batch size (default: the first feed's; another batch later captures again).
         fused_merge: "auto" (use the fused op if importable), True (require it) or False (decomposed merge).
         input_metadata: the inputs (default for a timm ViT: ``input: float32[batch, C, H, W]``).
         output_names: names of the module's outputs, default ``("logits",)``.
         device: the CUDA device.
     """
 
-    def __init__(self, model: torch.nn.Module, fp16: bool = True, cuda_graph: bool = True, batch: int = 1,
+    def __init__(self, model: torch.nn.Module, fp16: bool = True, cuda_graph: bool = True, batch: int | None = None,
                  fused_merge: bool | str = "auto", input_metadata: Sequence[TensorMeta] | None = None,
                  output_names: Sequence[str] = ("logits",), device: str | torch.device = "cuda",
                  name: str | None = None) -> None:
@@ -72,8 +74,8 @@ class TorchCudaRunner(Runner):
         self.fp16, self.cuda_graph, self.fused_merge = fp16, cuda_graph, fused_merge
         self.device = torch.device(device)
         self._inputs = list(input_metadata) if input_metadata is not None else vit_input_metadata(model, batch=batch)
-        if any(d is None for m in self._inputs for d in m.shape):
-            raise UsageError("the torch-cuda backend needs static input shapes (pass batch=N)")
+        if any(d is None for m in self._inputs for d in m.shape[1:]):
+            raise UsageError("the torch-cuda backend needs static input shapes (only the batch may be left open)")
         self.output_names = tuple(output_names)
         self.fused_stages = 0
         self._static_in: list[torch.Tensor] = []
@@ -89,7 +91,14 @@ class TorchCudaRunner(Runner):
         self._module = copy.deepcopy(self.model).eval().to(self.device, dtype)
         if self.fused_merge:
             self.fused_stages = apply_fused_merge(self._module, required=self.fused_merge is True)
-        self._static_in = [torch.zeros(m.shape, device=self.device, dtype=dtype) for m in self._inputs]
+        if all(m.shape[0] is not None for m in self._inputs):
+            self._prepare([tuple(m.shape) for m in self._inputs])
+
+    def _prepare(self, shapes: list[tuple[int, ...]]) -> None:
+        """Allocate the static inputs for ``shapes`` and capture the graph (if ``cuda_graph``)."""
+        dtype = torch.float16 if self.fp16 else torch.float32
+        self._graph, self._static_out = None, ()
+        self._static_in = [torch.zeros(shape, device=self.device, dtype=dtype) for shape in shapes]
         if self.cuda_graph:
             self._capture()
 
@@ -120,6 +129,9 @@ class TorchCudaRunner(Runner):
         return self._inputs
 
     def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        shapes = [tuple(feed[m.name].shape) for m in self._inputs]
+        if shapes != [tuple(t.shape) for t in self._static_in]:
+            self._prepare(shapes)  # the first feed, or another batch size
         with torch.inference_mode():
             for meta, static in zip(self._inputs, self._static_in):
                 static.copy_(torch.from_numpy(np.ascontiguousarray(feed[meta.name])), non_blocking=False)

@@ -25,11 +25,11 @@ def test_without_cuda_one_line():
 
 
 def test_static_shapes_only():
-    dynamic = [TensorMeta("input", np.dtype(np.float32), (None, 3, 32, 32))]
+    dynamic = [TensorMeta("input", np.dtype(np.float32), (None, 3, None, 32))]
     with pytest.raises(UsageError, match="static input shapes"):
         TorchCudaRunner(tiny_vit(), input_metadata=dynamic)
-    runner = TorchCudaRunner(tiny_vit(), batch=4)
-    assert runner.input_metadata_impl()[0].shape == (4, 3, 32, 32)
+    assert TorchCudaRunner(tiny_vit(), batch=4).input_metadata_impl()[0].shape == (4, 3, 32, 32)
+    assert TorchCudaRunner(tiny_vit()).input_metadata_impl()[0].shape == (None, 3, 32, 32)  # the first feed's
 
 
 def test_fused_merge_seam(monkeypatch):
@@ -57,9 +57,11 @@ def test_fp32_equals_onnx_runtime_and_fp16_keeps_top1(tmp_path, graph):
     x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)).numpy()
     with OnnxRuntimeRunner(tmp_path / "m.onnx") as ort:
         ref = ort.infer({"input": x})["logits"]
-    with TorchCudaRunner(model, fp16=False, cuda_graph=graph, batch=4) as runner:
+    with TorchCudaRunner(model, fp16=False, cuda_graph=graph) as runner:  # batch from the first feed
         out = runner.infer({"input": x})["logits"]
         out2 = runner.infer({"input": x[::-1].copy()})["logits"]  # the graph reads the new input
+        one = runner.infer({"input": x[:1].copy()})["logits"]  # another batch: captured again
+    np.testing.assert_allclose(one, out[:1], atol=1e-4)
     assert np.abs(out - ref).max() <= 1e-4
     np.testing.assert_allclose(out2, out[::-1], atol=1e-4)
     with TorchCudaRunner(model, fp16=True, cuda_graph=graph, batch=4) as runner:
