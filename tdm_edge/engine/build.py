@@ -6,7 +6,6 @@ Every name of the TensorRT API that only some versions have comes from :mod:`tdm
 
 from __future__ import annotations
 
-import ctypes
 import os
 import time
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import UsageError
-from ..runners.trt_env import import_tensorrt
+from ..runners.trt_env import import_tensorrt, load_plugins
 from . import versions
 from .sidecar import atomic_write, engine_record, sha256_file, write_sidecar
 
@@ -91,22 +90,6 @@ def parser_error_lines(parser, model) -> list[str]:
         else:
             lines.append(f"graph: {descs[0]}{more}")
     return lines
-
-
-def load_plugins(trt: ModuleType, logger, paths: Sequence[str | os.PathLike]) -> dict[str, str]:
-    """Load plugin libraries (their creators register themselves) and TensorRT's own; file name -> sha256."""
-    loaded = {}
-    for path in paths:
-        path = Path(path)
-        if not path.is_file():
-            raise UsageError(f"plugin library not found: {path}")
-        try:
-            ctypes.CDLL(os.fspath(path.resolve()), mode=ctypes.RTLD_GLOBAL)
-        except OSError as err:
-            raise UsageError(f"cannot load plugin library {path}: {err}") from None
-        loaded[path.name] = sha256_file(path)
-    trt.init_libnvinfer_plugins(logger, "")
-    return loaded
 
 
 def capturing_logger(trt: ModuleType):

@@ -6,21 +6,14 @@ Reading and comparing it lives in :mod:`tdm_edge.runners.trt_env` (the runner ch
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 
-from ..runners.trt_env import SIDECAR_FORMAT, sidecar_path
+from ..runners.trt_env import SIDECAR_FORMAT, sha256_file, sidecar_path
 
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+__all__ = ["atomic_write", "engine_record", "sha256_file", "write_sidecar"]
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:

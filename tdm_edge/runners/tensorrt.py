@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import UsageError
 from .base import Runner, TensorMeta
 from .cuda_rt import CudaError, check, cudart, device_info
-from .trt_env import check_compatible, import_tensorrt, read_sidecar
+from .trt_env import check_compatible, check_plugins, import_tensorrt, load_plugins, read_sidecar
 
 
 @dataclass
@@ -47,23 +47,28 @@ class TensorRTRunner(Runner):
     Args:
         engine_path: the ``.engine`` written by ``tdm-edge build`` (its sidecar ``.engine.json`` beside it).
         cuda_graph: capture copy-in, inference and copy-out once and replay the graph on every ``infer``.
-        check_sidecar: compare the sidecar's TensorRT version and compute capability with this machine first.
+        check_sidecar: compare the sidecar's TensorRT version, compute capability and plugin libraries with this
+            machine's first.
+        plugins: plugin libraries the engine was built with (``tdm-edge build --plugins``), loaded before
+            deserialising.
         device: the CUDA device.
         trt: the ``tensorrt`` module (default: imported at activation).
     """
 
     def __init__(self, engine_path: str | os.PathLike, *, cuda_graph: bool = False, check_sidecar: bool = True,
-                 device: int = 0, trt: ModuleType | None = None, name: str | None = None) -> None:
+                 plugins: Sequence[str | os.PathLike] = (), device: int = 0, trt: ModuleType | None = None,
+                 name: str | None = None) -> None:
         super().__init__(name)
         self.engine_path = Path(engine_path)
         self.cuda_graph = cuda_graph
         self.check_sidecar = check_sidecar
+        self.plugins = list(plugins)
         self.device = device
         self._trt = trt
         self._reset()
 
     def _reset(self) -> None:
-        self.runtime = self.engine = self.context = None
+        self.runtime = self.engine = self.context = self._logger = None
         self._stream = self._graph = self._graph_exec = None
         self._bindings: list[_Binding] = []
 
@@ -73,9 +78,13 @@ class TensorRTRunner(Runner):
             raise UsageError(f"engine not found: {self.engine_path}")
         trt = self._trt or import_tensorrt()
         rt = cudart()
-        if self.check_sidecar:
-            record = read_sidecar(self.engine_path)
+        record = read_sidecar(self.engine_path) if self.check_sidecar else None
+        if record is not None:
             check_compatible(record, trt.__version__, *device_info(self.device))
+        self._logger = trt.Logger(trt.Logger.WARNING)  # kept: TensorRT holds on to it
+        loaded = load_plugins(trt, self._logger, self.plugins) if self.plugins else {}
+        if record is not None:
+            check_plugins(record, loaded)
         check(rt.cudaSetDevice(self.device), "cudaSetDevice")
         try:
             self._load(trt, rt)
@@ -84,7 +93,7 @@ class TensorRTRunner(Runner):
             raise
 
     def _load(self, trt: ModuleType, rt: ModuleType) -> None:
-        self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.runtime = trt.Runtime(self._logger)
         self.engine = self.runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if self.engine is None:
             raise UsageError(f"TensorRT cannot deserialise {self.engine_path} (not an engine, or built elsewhere)")

@@ -8,10 +8,13 @@ must check it *before* deserialising, and runners sit below the engine stage.
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import json
 import os
 import platform
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -56,6 +59,39 @@ def import_tensorrt() -> ModuleType:
     if version[:2] < MIN_VERSION:
         raise TensorRTMissing(f"TensorRT {tensorrt.__version__} is too old: tdm-edge needs 8.5 or newer")
     return tensorrt
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_plugins(trt: ModuleType, logger, paths: Sequence[str | os.PathLike]) -> dict[str, str]:
+    """Load plugin libraries (their creators register themselves) and TensorRT's own; file name -> sha256."""
+    loaded = {}
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise UsageError(f"plugin library not found: {path}")
+        try:
+            ctypes.CDLL(os.fspath(path.resolve()), mode=ctypes.RTLD_GLOBAL)
+        except OSError as err:
+            raise UsageError(f"cannot load plugin library {path}: {err}") from None
+        loaded[path.name] = sha256_file(path)
+    trt.init_libnvinfer_plugins(logger, "")
+    return loaded
+
+
+def check_plugins(record: dict, loaded: dict[str, str]) -> None:
+    """:class:`EngineMismatch` unless the plugin libraries loaded are the ones the engine was built with."""
+    built = {p["file"]: p["sha256"] for p in record.get("plugins", [])}
+    if set(built.values()) - set(loaded.values()):
+        names = ", ".join(sorted(n for n, h in built.items() if h not in loaded.values()))
+        raise EngineMismatch(f"the engine was built with plugin library {names}, which is not loaded (or differs): "
+                             "pass the same library in plugins=[...]")
 
 
 def sidecar_path(engine_path: str | os.PathLike) -> Path:

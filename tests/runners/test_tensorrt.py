@@ -156,3 +156,19 @@ def test_real_engine_matches_onnx_runtime(tmp_path):
     for graph in (False, True):
         with TensorRTRunner(tmp_path / "m.engine", cuda_graph=graph) as runner:
             assert np.abs(runner.infer({"input": x})["logits"] - ref).max() <= 1e-3
+
+
+def test_plugin_libraries_must_be_the_engines(env, tmp_path):
+    fake, cuda, engine = env
+    plugin = np._core._multiarray_umath.__file__  # any loadable shared library stands in for a plugin
+    from tdm_edge.engine.sidecar import sha256_file
+
+    write_sidecar(engine, engine_record(trt_version="10.3.0", gpu_name=GPU[0], compute_capability=GPU[1],
+                                        precision="fp16", dla_core=None, onnx_path="m.onnx", onnx_sha256="0" * 64,
+                                        plugins={"libtdm_merge.so": sha256_file(plugin)}, meta={}))
+    with pytest.raises(EngineMismatch, match="built with plugin library libtdm_merge.so, which is not loaded"):
+        TensorRTRunner(engine, trt=fake).activate()
+    assert fake.names("deserialize_cuda_engine") == []
+    with TensorRTRunner(engine, trt=fake, plugins=[plugin]) as runner:
+        assert runner.input_metadata()[0].name == "input"
+    assert fake.names("init_libnvinfer_plugins") == [("",)] and cuda.live == {}
