@@ -98,6 +98,8 @@ class TensorRTRunner(Runner):
         if self.engine is None:
             raise UsageError(f"TensorRT cannot deserialise {self.engine_path} (not an engine, or built elsewhere)")
         self.context = self.engine.create_execution_context()
+        if self.context is None:
+            raise CudaError("TensorRT could not create an execution context (out of device memory?)")
         self._stream = check(rt.cudaStreamCreate(), "cudaStreamCreate")
         for i in range(self.engine.num_io_tensors):
             self._allocate(trt, rt, self.engine.get_tensor_name(i))
