@@ -142,12 +142,24 @@ def test_the_gates_are_needed(surface):
     assert trt_api.member(api, "IExecutionContext", "execute_async_v3")  # 8.5 on: one runner path
 
 
+def test_logger_severity_order(surface):
+    """The builder's logger keeps messages with ``int(severity) <= WARNING``: that needs this order."""
+    gen, api = surface
+    values = api["values:ILogger.Severity"]
+    order = ["INTERNAL_ERROR", "ERROR", "WARNING", "INFO", "VERBOSE"]
+    assert [values[name] for name in order] == sorted(values[name] for name in order)
+    assert len(set(values.values())) == len(values)
+
+
 def test_fake_tensorrt_names_are_real(surface):
     """FakeTensorRT's per-version enums (which make gating mistakes fail on CPU) hold only real names."""
     gen, api = surface
     for enum, members in {**ENUMS["8" if gen == "8.6" else gen], **COMMON_ENUMS}.items():
         assert [m for m in members if not trt_api.has(api, f"{enum}.{m}")] == [], enum
     fake = FakeTensorRT(VERSIONS[gen])
+    real = api["values:NetworkDefinitionCreationFlag"]  # test_build asserts create_network's bit mask with these
+    assert {m.name: m.value for m in fake.NetworkDefinitionCreationFlag} == {
+        m: real[m] for m in ENUMS["8" if gen == "8.6" else gen]["NetworkDefinitionCreationFlag"]}
     assert len(fake.classes) == 10
     for real, cls in fake.classes.items():  # the fake's methods and class attributes, less its own helpers
         public = [n for n in vars(cls) if not n.startswith("_")]

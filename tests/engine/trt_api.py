@@ -43,6 +43,9 @@ spec.loader.exec_module(module)
 api = {}
 def walk(obj, path, depth):
     api[path] = sorted(dir(obj))
+    members = getattr(obj, "__members__", None)  # a pybind11 enum: its values too
+    if inspect.isclass(obj) and isinstance(members, dict):
+        api["values:" + path] = {name: int(value) for name, value in members.items()}
     if depth == 0:
         return
     for name in dir(obj):
@@ -71,7 +74,7 @@ def _download(package: str, version: str, dest: Path) -> Path:
     found = sorted(dest.glob(stem + "*.whl"))
     if not found:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-               "--disable-pip-version-check", "--dest", str(dest), f"{package}=={version}"]
+               "--disable-pip-version-check", "--retries", "1", "--timeout", "15", "--dest", str(dest), f"{package}=={version}"]
         try:
             run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         except subprocess.TimeoutExpired:
@@ -111,10 +114,11 @@ def _init_names(wheel: zipfile.ZipFile) -> list[str]:
 
 
 def api(generation: str) -> dict[str, list[str]]:
-    """``{"": top-level names, "BuilderFlag": members, "ILogger.Severity": members, ...}`` of a generation."""
+    """``{"": top-level names, "BuilderFlag": members, "ILogger.Severity": members, ...}`` of a generation, and
+    ``{"values:BuilderFlag": {"FP16": 0, ...}}`` for every enum."""
     package, version = WHEELS[generation]
     root = cache_dir()
-    cached = root / f"api-{version}-cp{sys.version_info.major}{sys.version_info.minor}.json"
+    cached = root / f"api2-{version}-cp{sys.version_info.major}{sys.version_info.minor}.json"
     if cached.is_file():
         return json.loads(cached.read_text())
     root.mkdir(parents=True, exist_ok=True)
