@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import UsageError
+from ..export.trt_ops import lint_target
 from ..runners.trt_env import import_tensorrt, load_plugins
 from . import versions
 from .sidecar import atomic_write, engine_record, sha256_file, write_sidecar
@@ -28,7 +29,7 @@ class ParserFailure(RuntimeError):
     def __init__(self, lines: list[str], generation: str) -> None:
         super().__init__("\n".join(lines))
         self.lines = lines
-        self.generation = generation  # the lint's name for this TensorRT ("8.5", "8.6", "10", "11")
+        self.generation = generation  # the lint's target for this TensorRT ("8.5", "8.6", "10.3", "11")
 
 
 class BuildFailure(RuntimeError):
@@ -173,7 +174,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
                                          for name in net_flags))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(os.fspath(onnx_path)):
-        raise ParserFailure(parser_error_lines(parser, model), versions.generation(version))
+        raise ParserFailure(parser_error_lines(parser, model), lint_target(version))
 
     config = builder.create_builder_config()
     if workspace_mib is not None:

@@ -146,7 +146,7 @@ def test_build_command_prints_parser_lines(tiny_onnx, tmp_path, capsys, monkeypa
     err = capsys.readouterr().err.splitlines()
     assert err[1] == "tdm-edge build: node 1 (TopK '/blocks.3/TopK'): bad K"
     # the random-weights warning, the node, the summary naming the lint's version
-    assert "rejected" in err[2] and err[2].endswith("--trt 10 lints it without TensorRT") and len(err) == 3
+    assert "rejected" in err[2] and err[2].endswith("--trt 10.3 lints it without TensorRT") and len(err) == 3
     fake.parse_errors = []
     assert main(["build", str(tiny_onnx), "-o", str(tmp_path / "m.engine"), "--precision", "fp32"]) == 0
     assert "TensorRT 10.3.0, fp32 (builder flags: none)" in capsys.readouterr().out

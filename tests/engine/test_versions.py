@@ -58,3 +58,14 @@ def test_precision_must_match_the_onnx_on_11_only():
     with pytest.raises(UsageError, match="needs a Q/DQ ONNX"):
         versions.precision_from_onnx("8.6.1", "int8", "fp32")
     versions.precision_from_onnx("8.6.1", "int8", "int8")
+
+
+@pytest.mark.parametrize("version", ["8.5.2.2", "8.6.1", "10.0.1", "10.3.0.26", "10.15.1.29", "10.16.1.11",
+                                     "11.0.0.114", "11.4.0.106"])
+def test_one_notion_of_which_tensorrt(version):
+    """The builder's gates and the lint (tdm-edge check --trt) name the same release family for a version."""
+    from tdm_edge.export.trt_ops import lint_target, parse_target
+
+    target = parse_target(lint_target(version))
+    gen = versions.generation(version)
+    assert target.first[0] == int(gen.split(".")[0]) and (gen not in ("8.5", "8.6") or target.name == gen)
