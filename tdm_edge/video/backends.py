@@ -67,8 +67,11 @@ def load_model(args: argparse.Namespace) -> LoadedModel:
 
 
 def _check_reduction(meta: dict) -> None:
-    if not any(s["method"] in ("bat", "evit", "tome") for s in meta.get("reduction", {}).get("stages", [])):
-        raise UsageError("--show-tokens needs a token-reduced model (bat, evit or tome); this one reduces nothing")
+    from .tokens import MAPPED_METHODS
+
+    method = meta.get("reduction", {}).get("method", "none")
+    if method not in MAPPED_METHODS:
+        raise UsageError(f"--show-tokens maps bat and evit models; this one is {method!r}")
 
 
 def _load_onnx(path: str, args: argparse.Namespace) -> LoadedModel:
@@ -108,11 +111,11 @@ def _load_engine(path: str, args: argparse.Namespace) -> LoadedModel:
 def _engine_metadata(path: str) -> dict:
     import json
 
-    for side in (Path(path).with_suffix(".json"), Path(os.fspath(path) + ".json")):
+    for side in (Path(os.fspath(path) + ".json"), Path(path).with_suffix(".json")):
         if side.is_file():
-            return json.loads(side.read_text())
-    raise UsageError(f"no metadata for {path}: expected {Path(path).with_suffix('.json')} beside it "
-                     "(written with the engine)")
+            record = json.loads(side.read_text())
+            return record.get("metadata", record)  # tdm-edge build's sidecar keeps the ONNX metadata whole
+    raise UsageError(f"no metadata for {path}: expected {os.fspath(path)}.json beside it (tdm-edge build writes it)")
 
 
 def _load_torch(args: argparse.Namespace, device: str) -> LoadedModel:
