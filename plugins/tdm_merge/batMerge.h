@@ -1,0 +1,489 @@
+/*
+ * One BAT pruning stage (decouple, match, cluster, combine) for one image, written once for the GPU and the CPU.
+ *
+ * Mirrors tdm_edge/reduce/patch.py (reduce_tokens, method "bat") and tdm_edge/reduce/merge.py step for step, with
+ * the same names and the same tie rules: every sort is stable and descending (equal values keep the lower index
+ * first), every argmax/argmin takes the first extreme, DPC-kNN works on squared distances whose diagonal is exactly
+ * zero, and the output order is CLS, B tokens merged with their A partners, unmatched A tokens (in importance
+ * order), cluster tokens.
+ *
+ * The work is split into phases. Inside a phase every item (a token, a pair of tokens, an output value) is computed
+ * by one thread with the same code on both targets; between phases all threads synchronise. The CUDA kernel
+ * (batMergeKernel.cu) runs a phase with a whole thread block per image; the host (bat_merge_host below, used by the
+ * CPU test) runs it with one "thread". Selection arithmetic is fp32 whatever the token type.
+ *
+ * Compiles as CUDA C++17 (nvcc >= 11.4) and as plain C++17 (g++/clang++), where __host__/__device__ vanish.
+ */
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#include <cuda_fp16.h>
+#define TDM_HD __host__ __device__
+#else
+#define TDM_HD
+#endif
+
+namespace tdm
+{
+
+//! The fixed sizes of one stage (Stage in tdm_edge/reduce/schedule.py): n tokens in (CLS + n-1 patches) of c
+//! channels, keep = K attentive, pairs = r matched, clusters = M, knn = k of the density.
+struct BatSizes
+{
+    int32_t n;
+    int32_t c;
+    int32_t keep;
+    int32_t pairs;
+    int32_t clusters;
+    int32_t knn;
+};
+
+TDM_HD inline int32_t patchCount(BatSizes const& s) { return s.n - 1; }
+TDM_HD inline int32_t countA(BatSizes const& s) { return (s.keep + 1) / 2; } // att[:, 0::2]
+TDM_HD inline int32_t countB(BatSizes const& s) { return s.keep / 2; }       // att[:, 1::2]
+TDM_HD inline int32_t countInattentive(BatSizes const& s) { return s.n - 1 - s.keep; }
+TDM_HD inline int32_t knnCount(BatSizes const& s) // topk(k=min(k, length))
+{
+    return s.knn < countInattentive(s) ? s.knn : countInattentive(s);
+}
+//! Tokens out: CLS + Kb merged + (Ka - r) unmatched + M clusters (1 + K when M == r).
+TDM_HD inline int32_t outputTokens(BatSizes const& s) { return 1 + s.keep - s.pairs + s.clusters; }
+
+//! 0 when the sizes are a valid stage, else a code for batMergeSizeError().
+inline int32_t validateSizes(BatSizes const& s)
+{
+    int32_t const rest = countInattentive(s);
+    if (s.n < 2 || s.c < 1)
+        return 1;
+    if (s.keep < 1 || s.keep > s.n - 1)
+        return 2;
+    if (s.pairs < 0 || s.pairs > countA(s) || (s.pairs > 0 && countB(s) < 1))
+        return 3;
+    if (rest == 0 ? s.clusters != 0 : (s.clusters < 1 || s.clusters > rest))
+        return 4;
+    if (s.knn < 1)
+        return 5;
+    return 0;
+}
+
+inline char const* batMergeSizeError(int32_t code)
+{
+    switch (code)
+    {
+    case 0: return "ok";
+    case 1: return "need n >= 2 tokens and c >= 1 channels";
+    case 2: return "keep must be in [1, n-1]";
+    case 3: return "pairs must be in [0, ceil(keep/2)] and need at least one B token";
+    case 4: return "clusters must be in [1, n-1-keep] (0 when no token is inattentive)";
+    case 5: return "knn must be >= 1";
+    default: return "unknown size error";
+    }
+}
+
+//! Scratch of one image: every intermediate of the reference that the later phases read.
+struct Workspace
+{
+    float* dots;    // [Ka, Kb] a @ b^T
+    float* normA;   // [Ka] |a|
+    float* normB;   // [Kb] |b|
+    float* gram;    // [L, L] (x_in @ x_in^T) * -2
+    float* d2;      // [L, L] squared_distances
+    float* best;    // [Ka] scores.amax(-1)
+    float* density; // [L]
+    float* score;   // [L] density * delta
+    float* total;   // [Kb] wb + sum of the joining A weights
+    float* weight;  // [M] cluster weight sums
+    int32_t* order;    // [n-1] argsort_desc(importance): att = order[:K], inatt = order[K:]
+    int32_t* partner;  // [Ka] scores.argmax(-1)
+    int32_t* matched;  // [Ka] 1 when rank < r
+    int32_t* src;      // [r] Matching.src (A order)
+    int32_t* dst;      // [r] Matching.dst
+    int32_t* unm;      // [Ka - r] Matching.unm (A order)
+    int32_t* centres;  // [M]
+    int32_t* labels;   // [L] cluster of every inattentive token
+};
+
+//! Bytes of scratch per image (all entries are 4 bytes, so any 4-byte aligned base works).
+TDM_HD inline size_t workspaceBytes(BatSizes const& s)
+{
+    size_t const ka = countA(s), kb = countB(s), l = countInattentive(s), m = s.clusters, r = s.pairs;
+    size_t const floats = ka * kb + ka + kb + 2 * l * l + ka + 2 * l + kb + m;
+    size_t const ints = (s.n - 1) + 2 * ka + 2 * r + (ka - r) + m + l;
+    return 4 * (floats + ints);
+}
+
+TDM_HD inline Workspace workspaceAt(BatSizes const& s, void* base)
+{
+    size_t const ka = countA(s), kb = countB(s), l = countInattentive(s), m = s.clusters, r = s.pairs;
+    Workspace w{};
+    float* f = static_cast<float*>(base);
+    w.dots = f; f += ka * kb;
+    w.normA = f; f += ka;
+    w.normB = f; f += kb;
+    w.gram = f; f += l * l;
+    w.d2 = f; f += l * l;
+    w.best = f; f += ka;
+    w.density = f; f += l;
+    w.score = f; f += l;
+    w.total = f; f += kb;
+    w.weight = f; f += m;
+    int32_t* i = reinterpret_cast<int32_t*>(f);
+    w.order = i; i += s.n - 1;
+    w.partner = i; i += ka;
+    w.matched = i; i += ka;
+    w.src = i; i += r;
+    w.dst = i; i += r;
+    w.unm = i; i += ka - r;
+    w.centres = i; i += m;
+    w.labels = i;
+    return w;
+}
+
+TDM_HD inline float toFloat(float v) { return v; }
+TDM_HD inline void fromFloat(float v, float* out) { *out = v; }
+#if defined(__CUDACC__)
+TDM_HD inline float toFloat(__half v) { return __half2float(v); }
+TDM_HD inline void fromFloat(float v, __half* out) { *out = __float2half(v); }
+#endif
+
+//! One image: tokens x [n, c] (row 0 = CLS), importance [n-1], output [outputTokens, c], its scratch.
+template <typename T>
+struct Image
+{
+    BatSizes s;
+    T const* x;
+    T const* importance;
+    T* out;
+    Workspace ws;
+};
+
+// Token rows of the three sets (merge.gather_tokens(x, idx, offset=1)): patch p is row p + 1 of x.
+template <typename T>
+TDM_HD inline T const* rowA(Image<T> const& im, int32_t t) { return im.x + size_t(im.ws.order[2 * t] + 1) * im.s.c; }
+template <typename T>
+TDM_HD inline T const* rowB(Image<T> const& im, int32_t j) { return im.x + size_t(im.ws.order[2 * j + 1] + 1) * im.s.c; }
+template <typename T>
+TDM_HD inline T const* rowIn(Image<T> const& im, int32_t l)
+{
+    return im.x + size_t(im.ws.order[im.s.keep + l] + 1) * im.s.c;
+}
+template <typename T>
+TDM_HD inline float weightA(Image<T> const& im, int32_t t) { return toFloat(im.importance[im.ws.order[2 * t]]); }
+template <typename T>
+TDM_HD inline float weightB(Image<T> const& im, int32_t j) { return toFloat(im.importance[im.ws.order[2 * j + 1]]); }
+template <typename T>
+TDM_HD inline float weightIn(Image<T> const& im, int32_t l) { return toFloat(im.importance[im.ws.order[im.s.keep + l]]); }
+
+template <typename T>
+TDM_HD inline float dot(T const* u, T const* v, int32_t c)
+{
+    float acc = 0.f;
+    for (int32_t i = 0; i < c; ++i)
+        acc += toFloat(u[i]) * toFloat(v[i]);
+    return acc;
+}
+
+//! Place of value i in a stable descending sort of values [count] (sort_desc / argsort_desc).
+TDM_HD inline int32_t rankDesc(float const* values, int32_t count, int32_t i)
+{
+    int32_t rank = 0;
+    float const v = values[i];
+    for (int32_t j = 0; j < count; ++j)
+        rank += (values[j] > v || (values[j] == v && j < i)) ? 1 : 0;
+    return rank;
+}
+
+// ---- phase 1: decouple(importance, keep): the stable descending order of the patch tokens -----------------------
+
+template <typename T>
+TDM_HD inline void decoupleItem(Image<T> const& im, int32_t i)
+{
+    int32_t const count = patchCount(im.s);
+    float const v = toFloat(im.importance[i]);
+    int32_t rank = 0;
+    for (int32_t j = 0; j < count; ++j)
+    {
+        float const u = toFloat(im.importance[j]);
+        rank += (u > v || (u == v && j < i)) ? 1 : 0;
+    }
+    im.ws.order[rank] = i;
+}
+
+// ---- phase 2: bipartite_match's a @ b^T and norms; squared_distances' Gram product -------------------------------
+
+template <typename T>
+TDM_HD inline void similarityItem(Image<T> const& im, int32_t item)
+{
+    int32_t const ka = countA(im.s), kb = countB(im.s), l = countInattentive(im.s), c = im.s.c;
+    if (item < ka * kb)
+    {
+        int32_t const t = item / kb, j = item % kb;
+        im.ws.dots[item] = dot(rowA(im, t), rowB(im, j), c);
+        return;
+    }
+    item -= ka * kb;
+    if (item < ka)
+    {
+        im.ws.normA[item] = sqrtf(dot(rowA(im, item), rowA(im, item), c));
+        return;
+    }
+    item -= ka;
+    if (item < kb)
+    {
+        im.ws.normB[item] = sqrtf(dot(rowB(im, item), rowB(im, item), c));
+        return;
+    }
+    item -= kb;
+    int32_t const i = item / l, j = item % l; // gram = (x @ x^T) * -2
+    im.ws.gram[item] = dot(rowIn(im, i), rowIn(im, j), c) * -2.0f;
+}
+
+template <typename T>
+TDM_HD inline int32_t similarityItems(Image<T> const& im)
+{
+    int32_t const ka = countA(im.s), kb = countB(im.s), l = countInattentive(im.s);
+    return ka * kb + ka + kb + l * l;
+}
+
+// ---- phase 3: best partner of every A token; squared distances, kNN density of every inattentive token ----------
+
+template <typename T>
+TDM_HD inline void partnerDensityItem(Image<T> const& im, int32_t item)
+{
+    int32_t const ka = countA(im.s), kb = countB(im.s), l = countInattentive(im.s);
+    if (item < ka)
+    {
+        // scores = (a @ b^T) / (|a| |b|); partner = argmax (first), best = amax
+        int32_t partner = 0;
+        float best = 0.f;
+        for (int32_t j = 0; j < kb; ++j)
+        {
+            float const score = im.ws.dots[item * kb + j] / (im.ws.normA[item] * im.ws.normB[j]);
+            if (j == 0 || score > best)
+            {
+                best = score;
+                partner = j;
+            }
+        }
+        im.ws.partner[item] = partner;
+        im.ws.best[item] = best;
+        return;
+    }
+    int32_t const i = item - ka;
+    // squared_distances: (sq_i + sq_j) + gram_ij clamped at 0, sq read off the diagonal (exactly zero on it)
+    float const* gram = im.ws.gram;
+    float* d2 = im.ws.d2 + size_t(i) * l;
+    float const sq_i = gram[i * l + i] * -0.5f;
+    for (int32_t j = 0; j < l; ++j)
+    {
+        float const v = (sq_i + gram[j * l + j] * -0.5f) + gram[i * l + j];
+        d2[j] = v > 0.f ? v : 0.f;
+    }
+    // density = exp(-mean of the k smallest / c): the k smallest are those with fewer than k entries before them
+    int32_t const k = knnCount(im.s);
+    float sum = 0.f;
+    for (int32_t j = 0; j < l; ++j)
+    {
+        int32_t before = 0;
+        for (int32_t q = 0; q < l && before < k; ++q)
+            before += (d2[q] < d2[j] || (d2[q] == d2[j] && q < j)) ? 1 : 0;
+        if (before < k)
+            sum += d2[j];
+    }
+    im.ws.density[i] = expf((sum / float(k)) * (-1.0f / float(im.s.c)));
+}
+
+// ---- phase 4: which edges are among the r best; delta and score of every inattentive token -----------------------
+
+template <typename T>
+TDM_HD inline void edgeDeltaItem(Image<T> const& im, int32_t item)
+{
+    int32_t const ka = countA(im.s), l = countInattentive(im.s);
+    if (item < ka)
+    {
+        im.ws.matched[item] = rankDesc(im.ws.best, ka, item) < im.s.pairs ? 1 : 0;
+        return;
+    }
+    int32_t const i = item - ka;
+    // delta_i = min d2_ij over tokens j denser than i (j < i: rho_j >= rho_i, else rho_j > rho_i), row max if none
+    float const* d2 = im.ws.d2 + size_t(i) * l;
+    float const rho = im.ws.density[i];
+    float rowMax = d2[0];
+    for (int32_t j = 1; j < l; ++j)
+        rowMax = d2[j] > rowMax ? d2[j] : rowMax;
+    float delta = rowMax;
+    for (int32_t j = 0; j < l; ++j)
+    {
+        float const rj = im.ws.density[j];
+        bool const denser = j < i ? rj >= rho : rj > rho;
+        if (denser && d2[j] < delta)
+            delta = d2[j];
+    }
+    im.ws.score[i] = rho * sqrtf(delta);
+}
+
+// ---- phase 5: Matching (src, dst, unm in A order); the M best-scoring tokens are the centres ---------------------
+
+template <typename T>
+TDM_HD inline void matchingCentreItem(Image<T> const& im, int32_t item)
+{
+    int32_t const ka = countA(im.s), l = countInattentive(im.s);
+    if (item < ka)
+    {
+        int32_t const mine = im.ws.matched[item];
+        int32_t slot = 0; // A tokens before this one in the same group
+        for (int32_t t = 0; t < item; ++t)
+            slot += im.ws.matched[t] == mine ? 1 : 0;
+        if (mine)
+        {
+            im.ws.src[slot] = item;
+            im.ws.dst[slot] = im.ws.partner[item];
+        }
+        else
+            im.ws.unm[slot] = item;
+        return;
+    }
+    int32_t const i = item - ka;
+    int32_t const rank = rankDesc(im.ws.score, l, i);
+    if (rank < im.s.clusters)
+        im.ws.centres[rank] = i;
+}
+
+// ---- phase 6: nearest centre of every inattentive token; weight sum of every merged B token ----------------------
+
+template <typename T>
+TDM_HD inline void labelTotalItem(Image<T> const& im, int32_t item)
+{
+    int32_t const kb = countB(im.s), l = countInattentive(im.s);
+    if (item < l)
+    {
+        // argmin over centres of d2 (a centre joins itself: -1), first minimum
+        float const* d2 = im.ws.d2 + size_t(item) * l;
+        int32_t label = 0;
+        float nearest = 0.f;
+        for (int32_t m = 0; m < im.s.clusters; ++m)
+        {
+            int32_t const centre = im.ws.centres[m];
+            float const v = centre == item ? -1.0f : d2[centre];
+            if (m == 0 || v < nearest)
+            {
+                nearest = v;
+                label = m;
+            }
+        }
+        im.ws.labels[item] = label;
+        return;
+    }
+    int32_t const j = item - l; // merge_matched: total = wb + sum of the weights of the A tokens joining j
+    float joined = 0.f;
+    for (int32_t q = 0; q < im.s.pairs; ++q)
+        joined += im.ws.dst[q] == j ? weightA(im, im.ws.src[q]) : 0.f;
+    im.ws.total[j] = weightB(im, j) + joined;
+    (void) kb;
+}
+
+// ---- phase 7: weight sum of every cluster (combine's row sums) ---------------------------------------------------
+
+template <typename T>
+TDM_HD inline void clusterWeightItem(Image<T> const& im, int32_t m)
+{
+    float sum = 0.f;
+    for (int32_t i = 0; i < countInattentive(im.s); ++i)
+        sum += im.ws.labels[i] == m ? weightIn(im, i) : 0.f;
+    im.ws.weight[m] = sum;
+}
+
+// ---- phase 8: the output tokens: CLS, merged B tokens, unmatched A tokens, clusters ------------------------------
+
+template <typename T>
+TDM_HD inline void combineItem(Image<T> const& im, int32_t item)
+{
+    int32_t const c = im.s.c, kb = countB(im.s), ka = countA(im.s), r = im.s.pairs;
+    int32_t const row = item / c, ch = item % c;
+    float v;
+    if (row == 0)
+        v = toFloat(im.x[ch]);
+    else if (row <= kb)
+    {
+        // merge_matched: (wb / total) * b + (weights / total) @ x_src
+        int32_t const j = row - 1;
+        float const total = im.ws.total[j];
+        float acc = 0.f;
+        for (int32_t q = 0; q < r; ++q)
+            if (im.ws.dst[q] == j)
+                acc += (weightA(im, im.ws.src[q]) / total) * toFloat(rowA(im, im.ws.src[q])[ch]);
+        v = (weightB(im, j) / total) * toFloat(rowB(im, j)[ch]) + acc;
+    }
+    else if (row <= kb + ka - r)
+        v = toFloat(rowA(im, im.ws.unm[row - 1 - kb])[ch]); // gather_tokens(x_a, matching.unm)
+    else
+    {
+        // combine(x_in, cluster_assignment, w_in): the members' weighted mean
+        int32_t const m = row - 1 - kb - (ka - r);
+        float const sum = im.ws.weight[m];
+        float acc = 0.f;
+        for (int32_t i = 0; i < countInattentive(im.s); ++i)
+            if (im.ws.labels[i] == m)
+                acc += (weightIn(im, i) / sum) * toFloat(rowIn(im, i)[ch]);
+        v = acc;
+    }
+    fromFloat(v, im.out + item);
+}
+
+//! Items of every phase, in order (the CUDA kernel and the host loop both walk this list).
+template <typename T>
+TDM_HD inline int32_t phaseItems(Image<T> const& im, int32_t phase)
+{
+    int32_t const ka = countA(im.s), kb = countB(im.s), l = countInattentive(im.s);
+    switch (phase)
+    {
+    case 0: return patchCount(im.s);
+    case 1: return similarityItems(im);
+    case 2: return ka + l;
+    case 3: return ka + l;
+    case 4: return ka + l;
+    case 5: return l + kb;
+    case 6: return im.s.clusters;
+    default: return outputTokens(im.s) * im.s.c;
+    }
+}
+
+constexpr int32_t kPhases = 8;
+
+template <typename T>
+TDM_HD inline void runItem(Image<T> const& im, int32_t phase, int32_t item)
+{
+    switch (phase)
+    {
+    case 0: decoupleItem(im, item); break;
+    case 1: similarityItem(im, item); break;
+    case 2: partnerDensityItem(im, item); break;
+    case 3: edgeDeltaItem(im, item); break;
+    case 4: matchingCentreItem(im, item); break;
+    case 5: labelTotalItem(im, item); break;
+    case 6: clusterWeightItem(im, item); break;
+    default: combineItem(im, item); break;
+    }
+}
+
+//! The whole stage on the CPU: x [batch, n, c], importance [batch, n-1] -> out [batch, outputTokens, c].
+//! workspace: batch * workspaceBytes(s) bytes, 4-byte aligned; it keeps every image's selections afterwards.
+template <typename T>
+inline void batMergeHost(BatSizes const& s, int32_t batch, T const* x, T const* importance, T* out, void* workspace)
+{
+    for (int32_t b = 0; b < batch; ++b)
+    {
+        Image<T> const im{s, x + size_t(b) * s.n * s.c, importance + size_t(b) * (s.n - 1),
+            out + size_t(b) * outputTokens(s) * s.c,
+            workspaceAt(s, static_cast<char*>(workspace) + size_t(b) * workspaceBytes(s))};
+        for (int32_t phase = 0; phase < kPhases; ++phase)
+            for (int32_t item = 0, count = phaseItems(im, phase); item < count; ++item)
+                runItem(im, phase, item);
+    }
+}
+
+} // namespace tdm
