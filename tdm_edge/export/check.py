@@ -31,7 +31,7 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import inliner, numpy_helper
 
-from . import trt_ops
+from . import plugin_check, trt_ops
 from ..errors import UsageError, first_line
 
 TRT_VERSIONS = trt_ops.TRT_VERSIONS
@@ -103,11 +103,12 @@ def check_model(model: onnx.ModelProto, trt: str = "10") -> list[Finding]:
                                  "import local functions (inline them first)")
                          for n in model.graph.node if (n.domain, n.op_type) in local]
         model = inliner.inline_local_functions(model)
-    error = _infer_shapes(_skeleton(model, None))
+    shapes = plugin_check.with_shape_stand_ins(model)  # our plugin's output shapes, for the analysis only
+    error = _infer_shapes(_skeleton(shapes, None))
     if error:
         findings.append(Finding(label, "shape-inference", f"strict ONNX shape inference failed: {error}"))
-    g = _Analysis(model, opset)
-    static = _Analysis(model, opset, specialize=1) if g.dynamic else g
+    g = _Analysis(shapes, opset)
+    static = _Analysis(shapes, opset, specialize=1) if g.dynamic else g
     findings += _check_graph(model.graph, g, static, trt, opset)
     return findings
 
@@ -320,6 +321,8 @@ def _subgraph_reasons(node: onnx.NodeProto, trt: str) -> list[str]:
 
 
 def _op_support(node: onnx.NodeProto, trt: str) -> str:
+    if (ours := plugin_check.op_support(node, trt)) is not None:  # tdm-edge's own TensorRT plugin
+        return ours
     if node.domain not in _DEFAULT_DOMAINS:
         return f"custom-domain op '{node.domain}.{node.op_type}': the TensorRT {trt} parser needs a plugin for it"
     if node.op_type in trt_ops.SUPPORTED_OPS[trt]:
