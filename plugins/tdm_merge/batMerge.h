@@ -8,9 +8,10 @@
  * order), cluster tokens.
  *
  * The work is split into phases. Inside a phase every item (a token, a pair of tokens, an output value) is computed
- * by one thread with the same code on both targets; between phases all threads synchronise. The CUDA kernel
- * (batMergeKernel.cu) runs a phase with a whole thread block per image; the host (bat_merge_host below, used by the
- * CPU test) runs it with one "thread". Selection arithmetic is fp32 whatever the token type.
+ * by one thread with the same code on both targets (a dot product: by 32 lanes, see phase 2); between phases all
+ * threads synchronise. The CUDA kernel (batMergeKernel.cu) runs a phase with a whole thread block per image; the
+ * host (batMergeHost below, used by the CPU test) runs it with one "thread" (and 32 emulated lanes), rounding every
+ * value the same way. Selection arithmetic is fp32 whatever the token type.
  *
  * Compiles as CUDA C++17 (nvcc >= 11.4) and as plain C++17 (g++/clang++), where __host__/__device__ vanish.
  */
@@ -178,15 +179,6 @@ TDM_HD inline float weightB(Image<T> const& im, int32_t j) { return toFloat(im.i
 template <typename T>
 TDM_HD inline float weightIn(Image<T> const& im, int32_t l) { return toFloat(im.importance[im.ws.order[im.s.keep + l]]); }
 
-template <typename T>
-TDM_HD inline float dot(T const* u, T const* v, int32_t c)
-{
-    float acc = 0.f;
-    for (int32_t i = 0; i < c; ++i)
-        acc += toFloat(u[i]) * toFloat(v[i]);
-    return acc;
-}
-
 //! Place of value i in a stable descending sort of values [count] (sort_desc / argsort_desc).
 TDM_HD inline int32_t rankDesc(float const* values, int32_t count, int32_t i)
 {
@@ -214,32 +206,83 @@ TDM_HD inline void decoupleItem(Image<T> const& im, int32_t i)
 }
 
 // ---- phase 2: bipartite_match's a @ b^T and norms; squared_distances' Gram product -------------------------------
+// Every dot product is shared by kLanes threads (a CUDA warp): lane l sums channels l, l + 32, ... with fmaf, then
+// the lanes' partial sums are added pairwise in butterfly order (steps 16, 8, 4, 2, 1, what __shfl_xor_sync gives).
+// The host emulates the 32 lanes in that order, so both targets round every dot product identically.
+
+constexpr int32_t kLanes = 32;
+
+enum class DotKind : int32_t
+{
+    kMatch, // dots[t, j] = a_t . b_j
+    kNormA, // normA[t] = |a_t|
+    kNormB, // normB[j] = |b_j|
+    kGram,  // gram[i, j] = (x_i . x_j) * -2
+};
 
 template <typename T>
-TDM_HD inline void similarityItem(Image<T> const& im, int32_t item)
+struct DotItem
 {
-    int32_t const ka = countA(im.s), kb = countB(im.s), l = countInattentive(im.s), c = im.s.c;
+    T const* u;
+    T const* v;
+    float* dst;
+    DotKind kind;
+};
+
+template <typename T>
+TDM_HD inline DotItem<T> similarityItem(Image<T> const& im, int32_t item)
+{
+    int32_t const ka = countA(im.s), kb = countB(im.s), l = countInattentive(im.s);
     if (item < ka * kb)
-    {
-        int32_t const t = item / kb, j = item % kb;
-        im.ws.dots[item] = dot(rowA(im, t), rowB(im, j), c);
-        return;
-    }
+        return {rowA(im, item / kb), rowB(im, item % kb), im.ws.dots + item, DotKind::kMatch};
     item -= ka * kb;
     if (item < ka)
-    {
-        im.ws.normA[item] = sqrtf(dot(rowA(im, item), rowA(im, item), c));
-        return;
-    }
+        return {rowA(im, item), rowA(im, item), im.ws.normA + item, DotKind::kNormA};
     item -= ka;
     if (item < kb)
-    {
-        im.ws.normB[item] = sqrtf(dot(rowB(im, item), rowB(im, item), c));
-        return;
-    }
+        return {rowB(im, item), rowB(im, item), im.ws.normB + item, DotKind::kNormB};
     item -= kb;
-    int32_t const i = item / l, j = item % l; // gram = (x @ x^T) * -2
-    im.ws.gram[item] = dot(rowIn(im, i), rowIn(im, j), c) * -2.0f;
+    return {rowIn(im, item / l), rowIn(im, item % l), im.ws.gram + item, DotKind::kGram};
+}
+
+//! Lane `lane`'s share of u . v: channels lane, lane + kLanes, ... (coalesced across a warp).
+template <typename T>
+TDM_HD inline float dotPartial(T const* u, T const* v, int32_t c, int32_t lane)
+{
+    float acc = 0.f;
+    for (int32_t i = lane; i < c; i += kLanes)
+        acc = fmaf(toFloat(u[i]), toFloat(v[i]), acc);
+    return acc;
+}
+
+TDM_HD inline float finishDot(float sum, DotKind kind)
+{
+    switch (kind)
+    {
+    case DotKind::kNormA:
+    case DotKind::kNormB: return sqrtf(sum);
+    case DotKind::kGram: return sum * -2.0f;
+    default: return sum;
+    }
+}
+
+//! One dot product by kLanes emulated lanes (the host's form of the warp reduction in batMergeKernel.cu).
+template <typename T>
+TDM_HD inline void similarityLanes(Image<T> const& im, int32_t item)
+{
+    DotItem<T> const d = similarityItem(im, item);
+    float p[kLanes];
+    float q[kLanes];
+    for (int32_t lane = 0; lane < kLanes; ++lane)
+        p[lane] = dotPartial(d.u, d.v, im.s.c, lane);
+    for (int32_t offset = kLanes / 2; offset > 0; offset /= 2)
+    {
+        for (int32_t lane = 0; lane < kLanes; ++lane)
+            q[lane] = p[lane] + p[lane ^ offset];
+        for (int32_t lane = 0; lane < kLanes; ++lane)
+            p[lane] = q[lane];
+    }
+    *d.dst = finishDot(p[0], d.kind);
 }
 
 template <typename T>
@@ -460,7 +503,11 @@ TDM_HD inline void runItem(Image<T> const& im, int32_t phase, int32_t item)
     switch (phase)
     {
     case 0: decoupleItem(im, item); break;
-    case 1: similarityItem(im, item); break;
+    case 1:
+#if !defined(__CUDA_ARCH__) // the device runs phase 2 by warps (batMergeKernel.cu), never through here
+        similarityLanes(im, item);
+#endif
+        break;
     case 2: partnerDensityItem(im, item); break;
     case 3: edgeDeltaItem(im, item); break;
     case 4: matchingCentreItem(im, item); break;

@@ -70,7 +70,7 @@ def cuda_extension():
         from torch.utils.cpp_extension import load
 
         return load(name="tdm_bat_merge", sources=[str(s) for s in sources], extra_include_paths=[str(KERNEL_DIR)],
-                    extra_cuda_cflags=["-std=c++17"], verbose=False)
+                    verbose=False)
     except Exception as err:  # a failed build (no nvcc, compiler error) falls back, and says so once
         warnings.warn(f"tdm_edge::bat_merge: building the CUDA kernel failed ({type(err).__name__}: "
                       f"{str(err).splitlines()[0] if str(err) else ''}); running the decomposed stage")

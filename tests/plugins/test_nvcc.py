@@ -14,9 +14,10 @@ from .cpu_kernel import KERNEL_DIR
 ARCHS = ("87", "90", "110")
 KERNEL_SOURCES = ("batMerge.h", "batMergeKernel.h", "batMergeKernel.cu")
 # Every CUDA runtime/intrinsic name the kernel sources may use, each documented in the CUDA 11.4 toolkit
-# (CUDA Runtime API 11.4, CUDA Math API 11.4 half-precision conversions, CUDA C++ Programming Guide 11.4).
+# (CUDA Runtime API 11.4, CUDA Math API 11.4 half-precision conversions, CUDA C++ Programming Guide 11.4:
+# __shfl_xor_sync since CUDA 9).
 CUDA_11_4_NAMES = {"cudaError_t", "cudaSuccess", "cudaErrorInvalidValue", "cudaStream_t", "cudaGetLastError",
-                   "__half", "__half2float", "__float2half", "__syncthreads", "__launch_bounds__", "__global__",
+                   "__half", "__half2float", "__float2half", "__syncthreads", "__shfl_xor_sync", "__launch_bounds__", "__global__",
                    "__host__", "__device__", "__CUDACC__"}
 
 
