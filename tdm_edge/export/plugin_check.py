@@ -1,5 +1,5 @@
 """What tdm-edge knows about its own TensorRT plugin, ``TdmBatMerge`` (plugins/tdm_merge): the ONNX node's spec and
-the lint of such a node for ``tdm-edge check``. onnx-free at import time.
+the lint rule for such nodes (:data:`RULES`, registered in ``check.RULE_MODULES``).
 
 The node: op type ``TdmBatMerge`` in the custom domain :data:`DOMAIN` (declared in ``opset_import``), inputs tokens
 ``[B, n, c]`` and importance ``[B, n-1]``, output ``[B, 1 + keep - pairs + clusters, c]``, INT attributes
@@ -8,6 +8,8 @@ find the creator). TensorRT parses it only with our plugin library loaded.
 """
 
 from __future__ import annotations
+
+from typing import Iterator
 
 DOMAIN = "tdm_edge"
 PLUGIN_NAME = "TdmBatMerge"
@@ -38,8 +40,8 @@ def size_error(sizes: dict[str, int]) -> str:
     return ""
 
 
-def node_reasons(node, trt: str) -> list[str]:
-    """Problems of a TdmBatMerge node for TensorRT ``trt`` (attributes, interface version); ``[]`` = fine."""
+def node_reasons(node, trt8: bool) -> list[str]:
+    """Problems of a TdmBatMerge node (attributes, interface version; ``trt8``: for TensorRT 8.x); ``[]`` = fine."""
     attrs = {a.name: a for a in node.attribute}
     reasons = []
     missing = [k for k in SIZE_ATTRS if k not in attrs or attrs[k].type != 2]  # AttributeProto.INT
@@ -50,53 +52,29 @@ def node_reasons(node, trt: str) -> list[str]:
     version = attrs["plugin_version"].s.decode() if "plugin_version" in attrs else "1"
     if version not in PLUGIN_VERSIONS:
         reasons.append(f"{PLUGIN_NAME}: plugin_version {version!r} unknown (have {', '.join(PLUGIN_VERSIONS)})")
-    elif version == "2" and trt.startswith("8."):
-        reasons.append(f"{PLUGIN_NAME} version 2 is an IPluginV3, which TensorRT {trt} cannot load; export "
+    elif version == "2" and trt8:
+        reasons.append(f"{PLUGIN_NAME} version 2 is an IPluginV3, which TensorRT 8 cannot load; export "
                        "plugin_version 1")
     if len(node.input) != 2 or len(node.output) != 1:
         reasons.append(f"{PLUGIN_NAME} takes 2 inputs (tokens, importance) and has 1 output")
     return reasons
 
 
-def op_support(node, trt: str) -> str | None:
-    """The check's operator verdict for our plugin: ``None`` when ``node`` is not ours, else ``""`` or a reason."""
-    return "; ".join(node_reasons(node, trt)) if is_plugin_node(node) else None
+def tdm_merge_plugin(info, node, trt) -> Iterator:
+    """Lint rule: what a TdmBatMerge node needs (our library loaded) and what is wrong with it, if anything.
+
+    The check driver has already reported the generic "needs plugin" line for the node; this one names the library
+    and how to load it, and checks the attributes the kernel reads.
+    """
+    from .check import PLUGIN, finding
+
+    if not is_plugin_node(node):
+        return
+    yield finding(node, f"tdm-edge's fused BAT merge plugin: build plugins/tdm_merge and load {LIBRARY} "
+                  f"({'trtexec --plugins=PATH' if trt.first == (8, 5) else 'trtexec --dynamicPlugins=PATH'}; "
+                  "plugins/README.md)", PLUGIN)
+    for reason in node_reasons(node, trt.trt8):
+        yield finding(node, reason)
 
 
-def plugin_notes(model) -> list[str]:
-    """One line for ``tdm-edge check`` when the model holds TdmBatMerge nodes: what TensorRT needs to parse them."""
-    count = sum(is_plugin_node(n) for n in model.graph.node)
-    if not count:
-        return []
-    return [f"note: {count} {PLUGIN_NAME} node(s), tdm-edge's fused merge plugin: TensorRT parses them only with "
-            f"{LIBRARY} loaded (build plugins/tdm_merge; trtexec --dynamicPlugins=PATH on 8.6+, --plugins=PATH on "
-            "8.5); see plugins/README.md"]
-
-
-def with_shape_stand_ins(model):
-    """A copy of ``model`` for shape analysis: every valid TdmBatMerge node becomes a Slice of its tokens to
-    ``[B, n_out, c]`` (the plugin's output shape), which ONNX shape inference understands; ``model`` itself if there
-    are none. The lint still judges the real nodes; only their shapes come from here."""
-    import numpy as np
-    import onnx
-    from onnx import numpy_helper
-
-    ours = [n for n in model.graph.node if is_plugin_node(n) and not node_reasons(n, "10")]
-    if not ours:
-        return model
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    nodes = []
-    for i, node in enumerate(copy.graph.node):
-        if not (is_plugin_node(node) and not node_reasons(node, "10")):
-            nodes.append(node)
-            continue
-        sizes = {a.name: a.i for a in node.attribute}
-        n_out = 1 + sizes["keep"] - sizes["pairs"] + sizes["clusters"]
-        names = [f"{node.output[0]}__stand_in_{k}" for k in ("starts", "ends", "axes")]
-        for name, value in zip(names, ([0], [n_out], [1])):
-            copy.graph.initializer.append(numpy_helper.from_array(np.array(value, dtype=np.int64), name))
-        nodes.append(onnx.helper.make_node("Slice", [node.input[0], *names], [node.output[0]], name=node.name))
-    del copy.graph.node[:]
-    copy.graph.node.extend(nodes)
-    return copy
+RULES = [tdm_merge_plugin]
