@@ -12,7 +12,7 @@ first use by :mod:`tdm_edge.reduce.fused`) against the decomposed PyTorch stage:
    throughput (target >= 1.45x unpruned).
 
 Timings: CUDA events around blocks of calls, after warm-up; the variants interleaved round by round (order rotated)
-and compared as per-round ratios, medians reported. Weights: random, made trained-like (ort_latency.trained_like).
+and compared as per-round ratios, medians reported. Weights: random, made trained-like (tdm_edge.bench.models.compared_models).
 
     python benchmarks/fused_merge.py                  # writes benchmarks/results/fused_merge_<gpu>.{json,md}
 """
@@ -27,7 +27,8 @@ from pathlib import Path
 
 import torch
 
-from ort_latency import benchmark_models, paired_ratio  # noqa: E402  (run as a script from benchmarks/)
+from tdm_edge.bench.models import compared_models
+from tdm_edge.bench.stats import paired_ratio, rotation
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEIT_S = "deit_small_patch16_224"
@@ -97,7 +98,7 @@ def interleaved(calls: dict, rounds: int, iters: int) -> dict[str, list[list[flo
         time_block(call, iters)
     times = {n: [] for n in names}
     for r in range(rounds):
-        for n in names[r % len(names):] + names[:r % len(names)]:
+        for n in rotation(names, r):
             times[n].append([time_block(calls[n], iters)])
     return times
 
@@ -118,7 +119,8 @@ def stage_times(stage, batch: int, rounds: int, iters: int) -> dict:
 def end_to_end(batch: int, rounds: int, iters: int) -> dict:
     from tdm_edge.reduce.fused import fused_stages
 
-    models = benchmark_models(DEIT_S, 0.7, ("unpruned", "bat", "ideal"))
+    models = compared_models(DEIT_S, 0.7, "bat")  # unpruned, pruned (BAT), ideal: one set of weights
+    models["bat"] = models.pop("pruned")
     x = torch.randn(batch, 3, 224, 224, device="cuda", dtype=torch.float16)
     calls = {}
     with torch.inference_mode():
