@@ -12,7 +12,8 @@ first use by :mod:`tdm_edge.reduce.fused`) against the decomposed PyTorch stage:
    throughput (target >= 1.45x unpruned).
 
 Timings: CUDA events around blocks of calls, after warm-up; the variants interleaved round by round (order rotated)
-and compared as per-round ratios, medians reported. Weights: random, made trained-like (tdm_edge.bench.models.compared_models).
+and compared as per-round ratios, medians reported. Weights: random, made trained-like
+(tdm_edge.bench.models.compared_models).
 
     python benchmarks/fused_merge.py                  # writes benchmarks/results/fused_merge_<gpu>.{json,md}
 """

@@ -1,10 +1,11 @@
 """``tdm-edge export --merge plugin``: every BAT stage as one ``TdmBatMerge`` plugin node (plugins/tdm_merge).
 
-The graph is traced with each BAT stage's :func:`~tdm_edge.reduce.patch.reduce_tokens` standing in as one op whose
-ONNX form is the plugin node (:class:`_BatMergeOp`), so the rest of the graph is exactly what ``--merge ops``
-exports. ONNX Runtime cannot run the plugin, so the check here is a rewrite back: :func:`expand_plugin_nodes`
-replaces every plugin node by the standard-op graph of the stage its attributes describe, and that graph must give
-the PyTorch logits. (The decomposed graph itself is verified by the normal export before this runs.)
+The graph is traced with each BAT stage routed through the PyTorch op ``tdm_edge::bat_merge``
+(:mod:`tdm_edge.reduce.fused`), whose ONNX form is registered here as the plugin node, so the rest of the graph is
+exactly what ``--merge ops`` exports. ONNX Runtime cannot run the plugin, so the check here is a rewrite back:
+:func:`expand_plugin_nodes` replaces every plugin node by the standard-op graph of the stage its attributes
+describe, and that graph must give the PyTorch logits. (The decomposed graph itself is verified by the normal export
+before this runs.)
 """
 
 from __future__ import annotations
@@ -26,16 +27,9 @@ from .plugin_check import DOMAIN, PLUGIN_NAME, SIZE_ATTRS, is_plugin_node, size_
 MERGE_MODES = ("ops", "plugin")
 
 
-def stage_sizes(stage: Stage, channels: int) -> dict[str, int]:
-    """The plugin's INT attributes for one BAT stage."""
-    return {"n": stage.n_in, "c": channels, "keep": stage.keep, "pairs": stage.pairs, "clusters": stage.clusters,
-            "knn": stage.knn}
-
-
 def stage_from_sizes(sizes: dict[str, int]) -> Stage:
-    """The :class:`Stage` a plugin node's attributes describe."""
-    return Stage(block=0, method="bat", n_in=sizes["n"], n_out=1 + sizes["keep"] - sizes["pairs"] + sizes["clusters"],
-                 keep=sizes["keep"], pairs=sizes["pairs"], clusters=sizes["clusters"], knn=sizes["knn"])
+    """The :class:`Stage` a plugin node's INT attributes describe."""
+    return fused.stage_from_sizes(**sizes)
 
 
 def _symbolic(version: str):

@@ -17,8 +17,8 @@ KERNEL_SOURCES = ("batMerge.h", "batMergeKernel.h", "batMergeKernel.cu")
 # (CUDA Runtime API 11.4, CUDA Math API 11.4 half-precision conversions, CUDA C++ Programming Guide 11.4:
 # __shfl_xor_sync since CUDA 9).
 CUDA_11_4_NAMES = {"cudaError_t", "cudaSuccess", "cudaErrorInvalidValue", "cudaStream_t", "cudaGetLastError",
-                   "__half", "__half2float", "__float2half", "__syncthreads", "__shfl_xor_sync", "__launch_bounds__", "__global__",
-                   "__host__", "__device__", "__CUDACC__"}
+                   "__half", "__half2float", "__float2half", "__syncthreads", "__shfl_xor_sync",
+                   "__launch_bounds__", "__global__", "__host__", "__device__", "__CUDACC__"}
 
 
 def test_kernel_names_exist_in_cuda_11_4():
