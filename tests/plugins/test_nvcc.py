@@ -12,7 +12,7 @@ import pytest
 from .cpu_kernel import KERNEL_DIR
 
 ARCHS = ("87", "90", "110")
-KERNEL_SOURCES = ("batMerge.h", "batMergeKernel.h", "batMergeKernel.cu")
+KERNEL_SOURCES = ("batMergeTypes.h", "batMerge.h", "batMergeKernel.h", "batMergeKernel.cu")
 # Every CUDA runtime/intrinsic name the kernel sources may use, each documented in the CUDA 11.4 toolkit
 # (CUDA Runtime API 11.4, CUDA Math API 11.4 half-precision conversions, CUDA C++ Programming Guide 11.4:
 # __shfl_xor_sync since CUDA 9).
