@@ -10,8 +10,9 @@ step). Implementations:
 - any other device: the decomposed reference (the ops of :mod:`tdm_edge.reduce.merge`).
 
 The op has no backward: it is for inference (the torch-cuda backend); training uses the decomposed stage.
-:func:`fused_stages` routes every BAT stage of patched models through the op while active; the ONNX export
-(``--merge plugin``) traces the op into one ``TdmBatMerge`` plugin node per stage.
+:func:`apply` switches a model's BAT stages to the op for good (what ``TorchCudaRunner`` calls);
+:func:`fused_stages` routes every BAT stage of patched models through it while active (the ONNX export,
+``--merge plugin``, traces it that way into one ``TdmBatMerge`` plugin node per stage).
 """
 
 from __future__ import annotations
@@ -111,3 +112,28 @@ def fused_stages():
         yield
     finally:
         patch_module.reduce_tokens = original
+
+
+class FusedReductionBlock(patch_module.ReductionBlock):
+    """A :class:`~tdm_edge.reduce.patch.ReductionBlock` whose BAT stage runs as ``tdm_edge::bat_merge`` (set by
+    :func:`apply`); every other stage, and ToMe's token sizes, as before."""
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        if self.tdm_stage is None or self.tdm_stage.method != "bat" or self.tdm_token_sizes:
+            return super().forward(x, *args, **kwargs)
+        with fused_stages():
+            return super().forward(x, *args, **kwargs)
+
+
+def apply(model: torch.nn.Module) -> int:
+    """Switch the BAT stages of a patched model to the fused op, in place (the torch-cuda runner's seam).
+
+    Returns:
+        How many stages now run fused (0 for a model without BAT stages). Calling it again changes nothing.
+    """
+    count = 0
+    for blk in getattr(model, "blocks", ()):
+        if isinstance(blk, patch_module.ReductionBlock) and blk.tdm_stage is not None and blk.tdm_stage.method == "bat":
+            blk.__class__ = FusedReductionBlock
+            count += 1
+    return count

@@ -66,3 +66,26 @@ def test_cuda_kernel_equals_reference(dtype, atol):
     got = fused.fused_stage(x.cuda(), w.cuda(), stage).cpu().float()
     want = reduce_tokens(x.float(), AttentionOutput(None, w.float(), None), stage)
     torch.testing.assert_close(got, want, atol=atol, rtol=0)
+
+
+def test_apply_switches_the_bat_stages_for_good():
+    model = patch_vit(tiny_vit(), method="bat", keep_rate=0.7)
+    images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        want = model(images)
+    assert fused.apply(model) == 3 and fused.apply(model) == 3  # idempotent
+    calls = []
+    original = fused.fused_stage
+
+    def counting(*args):
+        calls.append(args[2].n_in)
+        return original(*args)
+
+    fused.fused_stage = counting
+    try:
+        with torch.inference_mode():
+            got = model(images)
+    finally:
+        fused.fused_stage = original
+    assert calls == model.tdm_schedule.stage_tokens[:-1] and torch.equal(got, want)
+    assert fused.apply(patch_vit(tiny_vit(), method="evit", keep_rate=0.7)) == 0
