@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import struct
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -65,7 +66,9 @@ def _load(path: str, kind: str):
             from safetensors.torch import load_file
 
             return load_file(path, device="cpu")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as f, warnings.catch_warnings():  # a file object: torch picks no loader by the name
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the error below says what matters
+            return torch.load(f, map_location="cpu", weights_only=True)
     except Exception as err:  # PyTorch's own text advises weights_only=False: wrong for garbage and unsafe
         text = str(err)
         needed = re.findall(r"GLOBAL ([\w.]+)", text)

@@ -120,9 +120,9 @@ def build_model_from_args(args: argparse.Namespace):
     check_model_arguments(args)
     from .reduce.models import create_model
 
-    reduction = {k: v for k, v in _given_reduction(args).items() if v is not None and k != "keep_rate"}
-    keep_rate = args.keep_rate if args.method != "none" else None
-    return create_model(args.model, method=args.method, keep_rate=keep_rate, checkpoint=args.checkpoint,
+    given = _given_reduction(args)
+    reduction = {k: v for k, v in given.items() if v is not None and k != "keep_rate"}
+    return create_model(args.model, method=args.method, keep_rate=given["keep_rate"], checkpoint=args.checkpoint,
                         img_size=args.img_size, num_classes=args.num_classes, **reduction)
 
 

@@ -71,7 +71,7 @@ class ExportReport:
                  f"{'simplification' if self.simplified else 'export (not simplified)'}",
                  f"  verification: {self.verification.summary() if self.verification else 'skipped'}",
                  f"  weights: {describe_weights(self.metadata)}",
-                 f"  {self.seconds:.1f} s"]
+                 f"  export took {self.seconds:.1f} s"]
         return "\n".join(lines)
 
 

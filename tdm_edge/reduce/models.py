@@ -208,7 +208,7 @@ def create_model(name: str, *, method: str = "bat", keep_rate: float | None = No
     Args:
         name: timm model name, with or without our ``tdm_`` prefix.
         method: ``bat``, ``evit``, ``tome``, ``random`` or ``none``.
-        keep_rate: rho in (0, 1]; default 0.7 (for ToMe: r matched to BAT's cost at this rate).
+        keep_rate: rho in (0, 1]; default 0.7 (1.0 for ``none``; for ToMe: r matched to BAT's cost at this rate).
         checkpoint: ``.pth``/``.pt``/``.safetensors`` file; none = random weights (recorded as such).
         img_size: input size in pixels, a multiple of the patch size (default: the model's).
         num_classes: classifier size, >= 1 (default: the model's).
@@ -221,7 +221,8 @@ def create_model(name: str, *, method: str = "bat", keep_rate: float | None = No
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
                                     or num_classes < 1):
         raise UsageError(f"number of classes must be an integer >= 1, got {num_classes}")
-    settings = {"keep_rate": 0.7 if keep_rate is None else keep_rate, **reduction}
+    default_rate = 1.0 if method == "none" else 0.7
+    settings = {"keep_rate": default_rate if keep_rate is None else keep_rate, **reduction}
     check_knn(build_schedule(per_side ** 2 + 1, arch.depth, method, **settings), reduction.get("knn"))
     kwargs = {k: v for k, v in (("img_size", img_size), ("num_classes", num_classes)) if v is not None}
     base = name.removeprefix(PREFIX)
