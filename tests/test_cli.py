@@ -176,3 +176,12 @@ def test_architecture_probe_agrees_with_patching_the_built_model(name):
         assert (arch.patch_size, arch.img_size, arch.depth) == (model.patch_embed.patch_size[0],
                                                               model.patch_embed.img_size[0], len(model.blocks))
         assert arch.num_tokens == count_tokens(model)
+
+
+def test_a_pickled_object_checkpoint_is_one_line_without_pytorchs_advice(tmp_path, capsys):
+    import torch
+
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pth")  # a pickled module, not a state_dict
+    err = _error(capsys, ["flops", "--model", "deit_tiny_patch16_224", "--checkpoint", str(tmp_path / "module.pth")])
+    assert "holds pickled Python objects, not only tensors (it needs torch.nn.modules.linear.Linear)" in err
+    assert "weights_only" not in err

@@ -134,7 +134,7 @@ def _problems(cls: type, args: dict) -> list[str]:
     if not args["class_token"]:
         problems.append("no class token")
     if args["reg_tokens"]:
-        problems.append(f"{args['reg_tokens']} register tokens")
+        problems.append(f"{args['reg_tokens']} register token{'s' if args['reg_tokens'] > 1 else ''}")
     if args["dynamic_img_size"]:
         problems.append("a dynamic image size")
     if args["block_fn"] is not Block:
