@@ -185,3 +185,14 @@ def test_a_pickled_object_checkpoint_is_one_line_without_pytorchs_advice(tmp_pat
     err = _error(capsys, ["flops", "--model", "deit_tiny_patch16_224", "--checkpoint", str(tmp_path / "module.pth")])
     assert "holds pickled Python objects, not only tensors (it needs torch.nn.modules.linear.Linear)" in err
     assert "weights_only" not in err
+
+
+def test_python_callers_may_loop_methods_over_one_keep_rate():
+    """create_model refuses method-specific options the method ignores, but not the shared keep rate."""
+    from tdm_edge.errors import UsageError
+    from tdm_edge.reduce.models import create_model
+
+    unpruned = create_model("deit_tiny_patch16_224", method="none", keep_rate=0.7, img_size=64)
+    assert unpruned.tdm_schedule.stages == () and unpruned.tdm_schedule.keep_rate == 1.0
+    with pytest.raises(UsageError, match="--cluster-ratio does not apply to method evit"):
+        create_model("deit_tiny_patch16_224", method="evit", cluster_ratio=0.5, img_size=64)

@@ -87,6 +87,11 @@ def check_output_path(path: str | os.PathLike, sidecar: bool = True) -> Path:
     return path
 
 
+def _atomic_write(path: Path, data: bytes) -> None:
+    """One file written atomically with umask permissions (kept for callers of the old name; see outputs)."""
+    write_files({path: data})
+
+
 def _check_model(model: torch.nn.Module) -> None:
     from timm.models.vision_transformer import VisionTransformer
 

@@ -200,29 +200,30 @@ def create_model(name: str, *, method: str = "bat", keep_rate: float | None = No
     """A token-reduced model in eval mode, from a timm name (``deit_small_patch16_224``) or ours (``tdm_...``).
 
     Every setting is checked before the model is built or a checkpoint is read: the name (only patchable ones
-    are suggested), the image size against the model's patch size, options the method would ignore
-    (``reduction`` holds only the ones given), the whole schedule. The checkpoint is loaded before patching
+    are suggested), the image size against the model's patch size, options in ``reduction`` that the method
+    would ignore, the whole schedule. The checkpoint is loaded before patching
     (patching changes no parameter) and recorded on the model for the export's provenance. Raises
     :class:`UsageError` in one line.
 
     Args:
         name: timm model name, with or without our ``tdm_`` prefix.
         method: ``bat``, ``evit``, ``tome``, ``random`` or ``none``.
-        keep_rate: rho in (0, 1]; default 0.7 (1.0 for ``none``; for ToMe: r matched to BAT's cost at this rate).
+        keep_rate: rho in (0, 1]; default 0.7 (ignored by ``none``; for ToMe: r matched to BAT's cost at this rate
+            unless ``tome_r`` is given).
         checkpoint: ``.pth``/``.pt``/``.safetensors`` file; none = random weights (recorded as such).
         img_size: input size in pixels, a multiple of the patch size (default: the model's).
         num_classes: classifier size, >= 1 (default: the model's).
         reduction: ``prune_blocks``, ``cluster_ratio``, ``knn``, ``tome_r`` as :func:`patch_vit` takes them.
     """
     arch = resolve_architecture(name)
-    check_options(method, {"keep_rate": keep_rate, **reduction})
+    check_options(method, reduction)  # keep_rate is shared by every method a caller loops over: not refused here
     size = img_size if img_size is not None else arch.img_size
     per_side = check_image_size(size, arch.patch_size, name)
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
                                     or num_classes < 1):
         raise UsageError(f"number of classes must be an integer >= 1, got {num_classes}")
-    default_rate = 1.0 if method == "none" else 0.7
-    settings = {"keep_rate": default_rate if keep_rate is None else keep_rate, **reduction}
+    rate = 1.0 if method == "none" else 0.7 if keep_rate is None else keep_rate  # none: the metadata says 1.0
+    settings = {"keep_rate": rate, **reduction}
     check_knn(build_schedule(per_side ** 2 + 1, arch.depth, method, **settings), reduction.get("knn"))
     kwargs = {k: v for k, v in (("img_size", img_size), ("num_classes", num_classes)) if v is not None}
     base = name.removeprefix(PREFIX)
