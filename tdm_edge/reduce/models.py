@@ -100,7 +100,10 @@ class _Captured(Exception):
 
 @contextlib.contextmanager
 def _capture_vit_arguments():
-    """Within the block, ``VisionTransformer(...)`` raises :class:`_Captured` with ``(class, arguments)``."""
+    """Within the block, ``VisionTransformer(...)`` raises :class:`_Captured` with ``(class, arguments)``.
+
+    The class attribute is swapped for the duration of the block, so no other thread may build a ViT meanwhile.
+    """
     from timm.models.vision_transformer import VisionTransformer
 
     original = VisionTransformer.__init__
@@ -131,18 +134,18 @@ def _problems(cls: type, args: dict) -> list[str]:
     problems = []
     if cls is not VisionTransformer:
         problems.append("a distillation token" if "Distilled" in cls.__name__ else f"a {cls.__name__}")
-    if not args["class_token"]:
+    if not args.get("class_token", True):
         problems.append("no class token")
-    if args["reg_tokens"]:
-        problems.append(f"{args['reg_tokens']} register token{'s' if args['reg_tokens'] > 1 else ''}")
-    if args["dynamic_img_size"]:
+    regs = args.get("reg_tokens", 0)
+    if regs:
+        problems.append(f"{regs} register token{'s' if regs > 1 else ''}")
+    if args.get("dynamic_img_size", False):
         problems.append("a dynamic image size")
-    if args["block_fn"] is not Block:
-        problems.append(f"{getattr(args['block_fn'], '__name__', args['block_fn'])} blocks")
-    if args["attn_layer"] is not Attention:
-        problems.append(f"{getattr(args['attn_layer'], '__name__', args['attn_layer'])} attention")
-    if args["embed_layer"] is not PatchEmbed:
-        problems.append(f"a {getattr(args['embed_layer'], '__name__', 'custom')} patch embedding")
+    for key, standard, what in (("block_fn", Block, "{} blocks"), ("attn_layer", Attention, "{} attention"),
+                                ("embed_layer", PatchEmbed, "a {} patch embedding")):
+        used = args.get(key, standard)
+        if used is not standard:
+            problems.append(what.format(getattr(used, "__name__", used)))
     if _square(args["img_size"]) is None or _square(args["patch_size"]) is None:
         problems.append("non-square images or patches")
     return problems
