@@ -272,10 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as stop:  # argparse: usage errors (2, one line via _Parser.error), --help and --version (0)
-        return stop.code if isinstance(stop.code, int) else 0
+    args = parser.parse_args(argv)  # argparse's usage errors exit 2 (one line, _Parser.error); --version exits 0
     args.started = started
     try:
         if getattr(args, "model_arguments", False):

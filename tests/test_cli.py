@@ -23,7 +23,10 @@ results = []
 for argv in json.loads(sys.argv[1]):
     t, err = time.perf_counter(), io.StringIO()
     with contextlib.redirect_stderr(err):
-        rc = main(argv)
+        try:
+            rc = main(argv)
+        except SystemExit as stop:  # argparse's own usage errors, --version
+            rc = stop.code
     results.append([rc, err.getvalue(), 'torch' in sys.modules, time.perf_counter() - t])
     if len(results) == 1:
         first = time.perf_counter() - start
@@ -105,8 +108,9 @@ def test_argument_errors_come_before_torch_in_one_line(tmp_path):
 
 
 def test_version_is_light(tmp_path, capsys):
-    assert cli.main(["--version"]) == 0
-    assert capsys.readouterr().out.strip() == f"tdm-edge {__version__}"
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"tdm-edge {__version__}"
     (rc, err, torch_loaded, _), = _fresh_run([["--version"]], tmp_path)[0]
     assert rc == 0 and err == "" and not torch_loaded
 
