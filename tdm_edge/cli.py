@@ -23,6 +23,7 @@ REDUCTION_OPTIONS = ("keep_rate", "prune_blocks", "cluster_ratio", "knn", "tome_
 # Sub-packages that register subcommands: each names a light module (no torch/onnx/cv2 import at module level)
 # with ``add_commands(subparsers, parser_class)``, which adds its parsers and sets ``func`` on each.
 STAGE_COMMANDS: list[str] = [
+    ".engine.commands",
     ".bench.commands",
 ]
 
