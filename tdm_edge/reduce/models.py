@@ -23,7 +23,7 @@ from ..checkpoint import load_checkpoint
 from ..errors import UsageError, first_line
 from ..provenance import RANDOM, record_weights
 from .patch import patch_vit
-from .schedule import build_schedule, check_image_size, check_knn, check_options
+from .schedule import build_schedule, check_image_size, check_knn, check_options, check_tome_r
 
 PREFIX = "tdm_"
 BASES = (
@@ -227,6 +227,7 @@ def create_model(name: str, *, method: str = "bat", keep_rate: float | None = No
         raise UsageError(f"number of classes must be an integer >= 1, got {num_classes}")
     rate = 1.0 if method == "none" else 0.7 if keep_rate is None else keep_rate  # none: the metadata says 1.0
     settings = {"keep_rate": rate, **reduction}
+    check_tome_r(per_side ** 2 + 1, reduction.get("tome_r"))
     check_knn(build_schedule(per_side ** 2 + 1, arch.depth, method, **settings), reduction.get("knn"))
     kwargs = {k: v for k, v in (("img_size", img_size), ("num_classes", num_classes)) if v is not None}
     base = name.removeprefix(PREFIX)

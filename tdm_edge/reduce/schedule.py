@@ -20,7 +20,7 @@ from ..errors import UsageError
 from ..limits import METHODS, check_image_size, check_options
 
 __all__ = ["METHODS", "Schedule", "ScheduleError", "Settings", "Stage", "build_schedule", "check_image_size",
-           "check_knn", "check_options", "default_prune_blocks", "lowest_keep_rate", "max_tome_r"]
+           "check_knn", "check_options", "check_tome_r", "default_prune_blocks", "lowest_keep_rate", "max_tome_r"]
 
 
 class ScheduleError(UsageError):
@@ -249,10 +249,16 @@ def _tome_stages(num_tokens: int, depth: int, keep_rate: float, blocks: tuple[in
         target = _cost(bat, num_tokens, depth)
         tome_r = min(range(max_tome_r(num_tokens) + 1),
                      key=lambda r: abs(_cost(_tome_schedule(num_tokens, depth, r), num_tokens, depth) - target))
-    elif isinstance(tome_r, bool) or not isinstance(tome_r, int) or not 0 <= tome_r <= max_tome_r(num_tokens):
+    elif isinstance(tome_r, bool) or not isinstance(tome_r, int) or tome_r < 0:
+        raise ScheduleError(f"ToMe r must be an integer >= 0, got {tome_r}")
+    return _tome_schedule(num_tokens, depth, tome_r)  # clamped per block, as the reference clamps
+
+
+def check_tome_r(num_tokens: int, tome_r: int | None) -> None:
+    """An explicitly given ToMe r beyond what the first block can merge is an error (the schedule would clamp it)."""
+    if tome_r is not None and not 0 <= tome_r <= max_tome_r(num_tokens):
         raise ScheduleError(f"ToMe r must be in 0..{max_tome_r(num_tokens)} for {num_tokens} tokens "
                             f"(half of the {num_tokens - 1} patch tokens), got {tome_r}")
-    return _tome_schedule(num_tokens, depth, tome_r)
 
 
 def check_knn(schedule: Schedule, knn: int | None) -> None:

@@ -2,7 +2,7 @@ import pytest
 
 from tdm_edge.errors import UsageError
 from tdm_edge.reduce.schedule import (ScheduleError, Settings, _cost, build_schedule, check_knn, check_options,
-                                      default_prune_blocks, lowest_keep_rate)
+                                      check_tome_r, default_prune_blocks, lowest_keep_rate)
 
 
 def test_deit_small_keep_0_7_counts():
@@ -93,10 +93,12 @@ def test_a_keep_rate_that_removes_nothing_is_refused_not_labelled():
     assert build_schedule(2, 12, "bat", 1.0).stages == ()  # 1.0 says: no reduction
 
 
-def test_tome_r_beyond_half_the_patches_is_an_error_not_clamped():
+def test_tome_r_beyond_half_the_patches_is_an_error_when_given_not_clamped():
     assert build_schedule(197, 12, "tome", tome_r=98).stages[0].pairs == 98
+    check_tome_r(197, 98)
     with pytest.raises(ScheduleError, match=r"ToMe r must be in 0..98 for 197 tokens .* got 99"):
-        build_schedule(197, 12, "tome", tome_r=99)
+        check_tome_r(197, 99)  # create_model and the command line check what the user gave ...
+    assert build_schedule(197, 12, "tome", tome_r=99).stages[0].pairs == 98  # ... the schedule clamps like ToMe
 
 
 def test_knn_beyond_the_inattentive_tokens_is_an_error():
