@@ -254,7 +254,7 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int =
                 opset: int = 17, verify: bool = True, simplify: bool = True, name: str | None = None,
                 labels: list[str] | None = None, atol: float = 1e-4, sidecar: bool = True,
                 verify_threads: int | None = None, native_layer_norm: bool = False,
-                weights: str | dict | None = None,
+                merge: str = "ops", weights: str | dict | None = None,
                 progress: Callable[[str, str], None] | None = None) -> ExportReport:
     """Export a (patched) timm ViT to ONNX with static token counts and check it against PyTorch.
 
@@ -272,6 +272,7 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int =
         labels: class names (default: ImageNet-1k descriptions from timm when the model has 1000 classes).
         native_layer_norm: keep ONNX LayerNormalization (TensorRT >= 8.6); by default it is written out in
             elementary ops so that TensorRT 8.5 parses the graph (ONNX Runtime and TensorRT 10 fuse it back).
+        merge: ``ops`` (standard ONNX ops) or ``plugin`` (one TdmBatMerge node per BAT stage, see plugin_graph.py).
         weights: where the weights came from, ``"random"`` or ``{"file", "sha256"}``
             (:func:`tdm_edge.provenance.weights_record`); default: what the model recorded when
             :func:`tdm_edge.checkpoint.load_checkpoint` loaded it, else ``"random"``.
@@ -285,6 +286,9 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int =
     report_stage = progress or (lambda stage, detail: None)
     path = check_output_path(path, sidecar)
     _check_model(model)
+    if merge != "ops":  # --merge plugin: tdm_edge/export/plugin_graph.py
+        from . import plugin_graph
+        plugin_graph.check_merge(model, merge)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise UsageError(f"batch must be a positive integer, got {batch!r}")
     if opset not in OPSETS:
@@ -317,6 +321,10 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int =
             if not report.ok:
                 raise VerificationError(f"verification failed, nothing written: {report.summary()}")
         metadata["verification"] = verification_record(report)
+        if merge == "plugin":  # the verified decomposed graph, its BAT stages traced as plugin nodes instead
+            report_stage("plugin", "BAT stages as TdmBatMerge plugin nodes")
+            proto = plugin_graph.to_plugin_graph(model, example, proto, metadata, opset=opset, dynamic=dynamic_batch,
+                                                 native_layer_norm=native_layer_norm, verify=verify, atol=atol)
         del proto.metadata_props[:]
         proto.metadata_props.add(key=METADATA_KEY, value=json.dumps(metadata))
     finally:
