@@ -51,19 +51,19 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     from PIL import Image
 
     cells = int(rng.integers(3, 7))
-    blobs = rng.uniform(0, 255, (cells, cells, 3)).astype(np.uint8)
+    blobs = rng.uniform(30, 225, (cells, cells, 3)).astype(np.uint8)
     base = np.asarray(Image.fromarray(blobs).resize((size, size), Image.Resampling.BICUBIC), np.float32)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size  # [S, S]
     angle, freq = rng.uniform(0, math.pi), rng.uniform(3, 12)
     grating = np.sin(2 * math.pi * freq * (xx * math.cos(angle) + yy * math.sin(angle)) + rng.uniform(0, 6.3))
-    tint = rng.uniform(-45, 45, 3).astype(np.float32)
-    noise = rng.normal(0, 8, (size, size, 3)).astype(np.float32)
+    tint = rng.uniform(-30, 30, 3).astype(np.float32)
+    noise = rng.normal(0, 6, (size, size, 3)).astype(np.float32)
     return np.clip(base + grating[..., None] * tint + noise, 0, 255)
 
 
 def _clutter(draw, rng: np.random.Generator, size: int) -> None:
     """Thin strokes and small outlined arcs in random colours: edges everywhere, none of them a class."""
-    for _ in range(int(rng.integers(6, 14))):
+    for _ in range(int(rng.integers(5, 12))):
         colour = tuple(int(c) for c in rng.integers(0, 256, 3))
         width = int(rng.integers(1, 3)) * SUPERSAMPLE
         if rng.random() < 0.6:
