@@ -21,6 +21,9 @@ from ..reduce.patch import patch_vit
 # architecture keyword arguments of timm's VisionTransformer; all that is needed to rebuild the model
 ARCHS: dict[str, dict] = {
     "tdm_vit_micro_patch4_56": dict(img_size=56, patch_size=4, embed_dim=48, depth=4, num_heads=2, mlp_ratio=2.0),
+    # the same weights at 28 px (50 tokens): a cheap first stage of progressive resizing; fine-tuning the 56-px model
+    # from it resamples the position embeddings (timm's checkpoint_filter_fn)
+    "tdm_vit_micro_patch4_28": dict(img_size=28, patch_size=4, embed_dim=48, depth=4, num_heads=2, mlp_ratio=2.0),
     "tdm_vit_nano_patch4_32": dict(img_size=32, patch_size=4, embed_dim=32, depth=4, num_heads=2, mlp_ratio=2.0),
 }
 ARCH_KEYS = ("img_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "num_classes")
