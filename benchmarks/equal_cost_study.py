@@ -90,11 +90,15 @@ def _finetune_one(job: dict, args: argparse.Namespace) -> dict:
     return {**job, "model": str(out / "model.safetensors"), "seconds": round(time.time() - start)}
 
 
-def fine_tuned(args: argparse.Namespace) -> list[dict]:
-    jobs = [{"method": m, "keep_rate": k, "seed": s} for s in range(args.seeds) for k in KEEPS for m in METHODS]
-    jobs += [{"method": "none", "keep_rate": 1.0, "seed": s} for s in range(args.seeds)]
-    with ThreadPoolExecutor(args.jobs) as pool:
-        done = list(pool.map(lambda j: _finetune_one(j, args), jobs))
+def start_fine_tuning(args: argparse.Namespace, pool: ThreadPoolExecutor) -> list:
+    """Submit every fine-tuning run (subprocesses); they run while the off-the-shelf models are evaluated."""
+    jobs = [{"method": "none", "keep_rate": 1.0, "seed": s} for s in range(args.seeds)]
+    jobs += [{"method": m, "keep_rate": k, "seed": s} for s in range(args.seeds) for k in KEEPS for m in METHODS]
+    return [pool.submit(_finetune_one, job, args) for job in jobs]
+
+
+def fine_tuned(args: argparse.Namespace, futures: list) -> list[dict]:
+    done = [f.result() for f in futures]
     rows = []
     for keep in (1.0, *KEEPS):
         for method in ("none",) if keep == 1.0 else METHODS:
@@ -181,10 +185,12 @@ def main() -> None:
                        f"{os.cpu_count()} CPU cores shared with other jobs (CPU only)",
             "note": args.note, "tome_pre_faithful": args.tome_pre_faithful, "base": args.base,
             "test": args.test, "seeds": args.seeds, "finetune_epochs": args.finetune_epochs, "lr": args.lr}
-    result = {"meta": meta, "off_the_shelf": off_the_shelf(args.base, args.test, max(args.seeds, 3)),
-              "ablation": ablation(args.base, args.test)}
-    if not args.skip_finetune:
-        result["fine_tuned"] = fine_tuned(args)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = [] if args.skip_finetune else start_fine_tuning(args, pool)
+        result = {"meta": meta, "off_the_shelf": off_the_shelf(args.base, args.test, max(args.seeds, 3)),
+                  "ablation": ablation(args.base, args.test)}
+        if futures:
+            result["fine_tuned"] = fine_tuned(args, futures)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))
