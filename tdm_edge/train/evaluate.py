@@ -65,7 +65,6 @@ def run_eval(checkpoint: str, data: str, *, model_name: str | None = None, batch
     check_labels(classes, labels, f"the labels of {os.path.basename(checkpoint)}", data)
     loader = DataLoader(image_folder(data, transforms(model, training=False)), batch_size=batch_size,
                         num_workers=workers)
-    torch.set_grad_enabled(False)
     metrics = evaluate(model, loader, torch.device("cpu"))
     report = flops_report(model, batch=1, name=model_name).as_dict()
     schedule = model.tdm_schedule
