@@ -26,6 +26,7 @@ STAGE_COMMANDS: list[str] = [
     ".engine.commands",
     ".bench.commands",
     ".video.commands",
+    ".train.commands",
 ]
 
 

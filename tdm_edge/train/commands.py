@@ -1,0 +1,127 @@
+"""``tdm-edge train``, ``tdm-edge eval`` and ``tdm-edge make-dataset`` (registered through cli.STAGE_COMMANDS).
+
+Light module: torch, timm and Pillow are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+TRAIN_MODEL = "tdm_vit_micro_patch4_56"
+
+
+def _pair(kind: type, name: str):
+    def parse(text: str) -> tuple:
+        try:
+            values = tuple(kind(v) for v in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}: expected two comma-separated numbers, got {text!r}") from None
+        if len(values) != 2:
+            raise argparse.ArgumentTypeError(f"{name}: expected two comma-separated numbers, got {text!r}")
+        return values
+    return parse
+
+
+def _reduction_arguments(p: argparse.ArgumentParser, defaults: bool) -> None:
+    from ..cli import _block_list, _keep_rate
+
+    p.add_argument("--method", default="bat" if defaults else None, choices=["bat", "evit", "tome", "random", "none"])
+    p.add_argument("--keep-rate", type=_keep_rate, default=0.7 if defaults else None, help="rho in (0, 1]")
+    p.add_argument("--prune-blocks", type=_block_list, default=None, help="0-based reducing blocks, e.g. 3,6,9")
+    p.add_argument("--cluster-ratio", type=float, default=0.25 if defaults else None)
+    p.add_argument("--knn", type=int, default=5 if defaults else None)
+    p.add_argument("--tome-r", type=int, default=None)
+
+
+def _cmd_make_dataset(args: argparse.Namespace) -> int:
+    from .dataset import class_names, make_dataset
+
+    root = make_dataset(args.dir, classes=args.classes, per_class=args.per_class, img_size=args.img_size,
+                        seed=args.seed, progress=not args.quiet)
+    print(f"{root}: {args.classes} classes ({', '.join(class_names(args.classes))}) x {args.per_class} images, "
+          f"{args.img_size} px, seed {args.seed}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig(model=args.model, data=args.data, val=args.val, output=args.output, method=args.method,
+                      keep_rate=args.keep_rate, prune_blocks=args.prune_blocks, cluster_ratio=args.cluster_ratio,
+                      knn=args.knn, tome_r=args.tome_r, finetune=args.finetune, epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, lr_per_512=args.lr_per_512, min_lr=args.min_lr,
+                      weight_decay=args.weight_decay, opt=args.opt, warmup_epochs=args.warmup_epochs,
+                      keep_warmup=args.keep_warmup, mixup=args.mixup, cutmix=args.cutmix, smoothing=args.smoothing,
+                      scale=args.scale, hflip=args.hflip, workers=args.workers, seed=args.seed, resume=args.resume,
+                      progress=not args.quiet)
+    result = train(cfg)
+    if result["history"]:
+        print(f"best val top-1 at the final keep rate: {result['best_top1']:.2f} % -> {result['output']}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import format_eval, run_eval
+    from .trained import demo_model_path
+
+    checkpoint = args.checkpoint or str(demo_model_path())
+    result = run_eval(checkpoint, args.data, model_name=args.model, batch_size=args.batch_size, method=args.method,
+                      keep_rate=args.keep_rate, prune_blocks=args.prune_blocks, cluster_ratio=args.cluster_ratio,
+                      knn=args.knn, tome_r=args.tome_r)
+    print(json.dumps(result) if args.json else format_eval(result))
+    return 0
+
+
+def add_commands(sub, parser_class) -> None:
+    """Add ``make-dataset``, ``train`` and ``eval`` to the ``tdm-edge`` subparsers."""
+    p = sub.add_parser("make-dataset", help="write a procedural ImageFolder (shapes on cluttered backgrounds)")
+    p.add_argument("dir", help="the folder to create (must not exist or be empty)")
+    p.add_argument("--classes", type=int, default=6, help="number of shape classes, 2..8 (default 6: the demo's)")
+    p.add_argument("--per-class", type=int, default=500, help="images per class (default 500)")
+    p.add_argument("--img-size", type=int, default=56, help="image side in pixels (default 56)")
+    p.add_argument("--seed", type=int, default=0, help="the same seed gives the same bytes (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_make_dataset)
+
+    p = sub.add_parser("train", help="train or fine-tune a token-reduced ViT (torchrun for several processes)")
+    p.add_argument("--model", default=TRAIN_MODEL, help=f"timm ViT name or ours (default {TRAIN_MODEL})")
+    _reduction_arguments(p, defaults=True)
+    p.add_argument("--data", required=True, help="folder with train/ and val/ ImageFolders (or pass --val)")
+    p.add_argument("--val", default=None, help="validation ImageFolder; then --data is the training ImageFolder")
+    p.add_argument("--output", default="out/train", help="run folder: last.pth, model.safetensors (default out/train)")
+    p.add_argument("--finetune", default=None, help="initial weights (a file; another classifier size is re-made)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output from its last.pth")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=64, help="per process (default 64)")
+    p.add_argument("--lr", type=float, default=None, help="absolute lr (default: --lr-per-512 x global batch / 512)")
+    p.add_argument("--lr-per-512", type=float, default=2e-5, help="the paper's 2e-5 per 512 images")
+    p.add_argument("--min-lr", type=float, default=2e-6)
+    p.add_argument("--weight-decay", type=float, default=1e-6)
+    p.add_argument("--opt", default="adamw", help="any timm optimizer name (default adamw)")
+    p.add_argument("--warmup-epochs", type=int, default=0, help="linear lr warm-up epochs")
+    p.add_argument("--keep-warmup", type=_pair(int, "--keep-warmup"), default=(0, 0), metavar="HOLD,RAMP",
+                   help="EViT's keep-rate warm-up for training from scratch: HOLD epochs at 1.0, then RAMP to the rate")
+    p.add_argument("--mixup", type=float, default=0.8, help="mixup alpha (0 = off; DeiT's 0.8)")
+    p.add_argument("--cutmix", type=float, default=1.0, help="cutmix alpha (0 = off; DeiT's 1.0)")
+    p.add_argument("--smoothing", type=float, default=0.1, help="label smoothing")
+    p.add_argument("--scale", type=_pair(float, "--scale"), default=(0.6, 1.0), metavar="LO,HI",
+                   help="RandomResizedCrop area range (default 0.6,1)")
+    p.add_argument("--hflip", type=float, default=0.5)
+    p.add_argument("--workers", type=int, default=0, help="data-loading processes per training process")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="top-1/top-5, GMACs and token schedule of a trained model on an ImageFolder")
+    p.add_argument("--checkpoint", default=None, help="a file written by tdm-edge train (default: the demo model)")
+    p.add_argument("--data", required=True, help="an ImageFolder whose classes are the model's labels")
+    p.add_argument("--model", default=None, help="only for checkpoints without a record: the timm/our model name")
+    _reduction_arguments(p, defaults=False)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--json", action="store_true", help="print one JSON line")
+    p.set_defaults(func=_cmd_eval)
+
+
+__all__ = ["add_commands"]
