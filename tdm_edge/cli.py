@@ -82,9 +82,10 @@ class _Given(argparse.Action):
 
 def add_model_arguments(p: argparse.ArgumentParser, default_method: str = "bat") -> None:
     """The model + reduction options shared by every subcommand that builds a model."""
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help="timm ViT name, e.g. deit_small_patch16_224 (default); `tdm-edge models` lists them")
-    p.add_argument("--method", default=default_method, choices=METHODS)
+    p.add_argument("--model", default=DEFAULT_MODEL, action=_Given,
+                   help="timm ViT name, e.g. deit_small_patch16_224 (default); `tdm-edge models` lists them; "
+                        "not needed with a --checkpoint written by tdm-edge train")
+    p.add_argument("--method", default=default_method, choices=METHODS, action=_Given)
     p.add_argument("--keep-rate", type=_keep_rate, default=0.7, action=_Given,
                    help="rho in (0, 1] (default 0.7; for tome: r matched to BAT's cost at this rate)")
     p.add_argument("--img-size", type=_in_range(int, 1, MAX_IMG_SIZE, "image size"), default=None,
@@ -122,9 +123,17 @@ def check_model_arguments(args: argparse.Namespace) -> None:
 def build_model_from_args(args: argparse.Namespace):
     """The model the options describe (checked first); only the reduction options given are passed on."""
     check_model_arguments(args)
+    given = _given_reduction(args)
+    if args.checkpoint is not None and "model" not in getattr(args, "given_options", frozenset()):
+        from .train.trained import has_record, load_trained
+
+        if has_record(args.checkpoint):  # a model written by tdm-edge train brings its architecture and labels
+            method = args.method if "method" in args.given_options else None
+            model, record = load_trained(args.checkpoint, method=method, **given)
+            args.model, args.labels = record["model"], record["labels"]  # what the export's metadata records
+            return model
     from .reduce.models import create_model
 
-    given = _given_reduction(args)
     reduction = {k: v for k, v in given.items() if v is not None and k != "keep_rate"}
     return create_model(args.model, method=args.method, keep_rate=given["keep_rate"], checkpoint=args.checkpoint,
                         img_size=args.img_size, num_classes=args.num_classes, **reduction)
@@ -188,7 +197,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     try:
         report = export_onnx(model, args.output, batch=args.batch, dynamic_batch=args.dynamic_batch,
                              opset=args.opset, verify=not args.no_verify, simplify=not args.no_simplify,
-                             name=args.model.removeprefix("tdm_"), merge=args.merge,
+                             name=args.model.removeprefix("tdm_"), merge=args.merge, labels=getattr(args, "labels", None),
                              selection_outputs=args.selection_outputs, progress=progress)
     except VerificationError as err:
         print(f"tdm-edge export: {err}", file=sys.stderr)

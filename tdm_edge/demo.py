@@ -1,90 +1,206 @@
-"""``make demo``: the pipeline that exists so far, on DeiT-S, offline.
+"""``make demo``: the whole pipeline on the shipped demo model, offline, each step as the command a user would type.
 
-Random weights (no checkpoint is shipped or downloaded); pass ``--checkpoint`` for real ones. Writes to ``out/demo``.
+The demo model (``tdm_edge/assets/demo``, BAT at keep 0.7, trained on our procedural shapes) is evaluated on a
+freshly generated held-out set, counted, exported (standard ops with the token selections as outputs, and the fused
+plugin graph), linted for TensorRT, quantized (TensorRT Q/DQ and ONNX Runtime CPU INT8) and compared, benchmarked
+against its unpruned self and the ideal slice, and run over a generated clip with the token map. Everything lands
+in ``out/demo``; ``report.md`` (with pictures) and ``report.json`` sum it up. With TensorRT installed, it also
+builds an engine and runs the clip on it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import os
-import statistics
+import shlex
 import sys
-
-import numpy as np
+import time
 
 from .errors import UsageError
 
 
-def _median_ms(runner, feed, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        runner.infer(feed)
-        times.append(runner.last_inference_time() * 1e3)
-    return statistics.median(times)
+class _Tee(io.TextIOBase):
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for s in self.streams:
+            s.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for s in self.streams:
+            s.flush()
 
 
-def run(model_name: str, keep_rate: float, checkpoint: str | None, out_dir: str, repeats: int = 15) -> None:
-    from .export.check import check_file
-    from .export.onnx_export import export_onnx
-    from .reduce.flops import flops_report
-    from .reduce.models import create_model
-    from .runners.onnxrt import OnnxRuntimeRunner
-    from .runners.pytorch import PyTorchRunner
+def tdm(*argv: str, ok: tuple[int, ...] = (0,)) -> str:
+    """Run ``tdm-edge ARGV`` in this process, printing it first like a shell would; returns what it printed."""
+    from . import cli
 
-    import torch
+    print(f"\n$ tdm-edge {shlex.join(argv)}", flush=True)
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(_Tee(sys.stdout, buffer)):
+        try:
+            rc = cli.main(list(argv))
+        except SystemExit as exc:  # argparse
+            rc = exc.code
+    if rc not in ok:
+        raise UsageError(f"'tdm-edge {argv[0]}' exited {rc}; the demo stops here")
+    return buffer.getvalue()
 
-    torch.manual_seed(0)  # random weights are the same on every run
-    weights = checkpoint or "random weights, seed 0 (no checkpoint given; nothing is downloaded)"
-    print(f"== 1. token reduction: {model_name}, BAT, keep rate {keep_rate}, {weights}")
-    model = create_model(model_name, method="bat", keep_rate=keep_rate, checkpoint=checkpoint)
-    for stage in model.tdm_schedule.stages:
-        print(f"   block {stage.block}: {stage.n_in} tokens -> {stage.n_out} "
-              f"(K={stage.keep} attentive, {stage.pairs} pairs merged, {stage.clusters} clusters)")
-    print(flops_report(model, name=model_name).table())
 
-    os.makedirs(out_dir, exist_ok=True)
-    paths = {}
-    for label, method in (("bat", "bat"), ("unpruned", "none")):
-        print(f"\n== 2. ONNX export ({label}), verified against PyTorch with ONNX Runtime")
-        m = model if method == "bat" else create_model(model_name, method="none", checkpoint=checkpoint)
-        paths[label] = os.path.join(out_dir, f"{model_name}_{label}.onnx")
-        print(export_onnx(m, paths[label], name=model_name).summary())
+def make_clip(image_dir: str, path: str, per_image: int = 4, size: int = 224, images: int = 24) -> int:
+    """A video (mp4v) of the first ``images`` held-out images, each shown for ``per_image`` frames; its frames."""
+    import cv2
 
-    print("\n== 3. TensorRT ONNX-parser lint (static check; TensorRT itself is not run here)")
-    for trt in ("8.5", "10"):
-        findings = check_file(paths["bat"], trt)
-        print(f"   TensorRT {trt}: " + ("clean" if not findings else f"{len(findings)} problem(s): {findings[0]}"))
+    files = sorted(os.path.join(root, f) for root, _, names in os.walk(image_dir) for f in names
+                   if f.lower().endswith((".png", ".jpg")))
+    step = max(1, len(files) // images)
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 8.0, (size, size))
+    frames = 0
+    try:
+        for file in files[::step][:images]:
+            frame = cv2.resize(cv2.imread(file), (size, size), interpolation=cv2.INTER_NEAREST)
+            for _ in range(per_image):
+                writer.write(frame)
+                frames += 1
+    finally:
+        writer.release()
+    return frames
 
-    print(f"\n== 4. the same Runner interface on PyTorch and ONNX Runtime (batch 1, median of {repeats})")
-    image = np.random.default_rng(0).standard_normal((1, 3, *model.patch_embed.img_size)).astype(np.float32)
-    feed = {"input": image}
-    results = {}
-    for label, runner in (("pytorch bat", PyTorchRunner(model)),
-                          ("onnxruntime bat", OnnxRuntimeRunner(paths["bat"], intra_op_threads=os.cpu_count())),
-                          ("onnxruntime unpruned", OnnxRuntimeRunner(paths["unpruned"],
-                                                                     intra_op_threads=os.cpu_count()))):
-        with runner:
-            logits = next(iter(runner.infer(feed).values()))
-            results[label] = (_median_ms(runner, feed, repeats), int(logits.argmax()))
-        print(f"   {label:<22} {results[label][0]:7.2f} ms   top-1 class {results[label][1]}")
-    ratio = results["onnxruntime bat"][0] / results["onnxruntime unpruned"][0]
-    print(f"   BAT / unpruned latency on ONNX Runtime CPU: {ratio:.2f} (a quick look; see benchmarks/ for "
-          "interleaved, repeated measurements)")
-    print("\nStages 3-6 (TensorRT engines, INT8 calibration, camera loop, device benchmarks) come with their issues.")
+
+def grab_frames(video: str, out_dir: str, count: int = 3) -> list[str]:
+    """``count`` evenly spaced frames of ``video`` as PNGs (for the report)."""
+    import cv2
+
+    cap = cv2.VideoCapture(video)
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    paths = []
+    for i in range(count):
+        cap.set(cv2.CAP_PROP_POS_FRAMES, (2 * i + 1) * total // (2 * count))
+        ok, frame = cap.read()
+        if ok:
+            paths.append(os.path.join(out_dir, f"frame_{i}.png"))
+            cv2.imwrite(paths[-1], frame)
+    cap.release()
+    return paths
+
+
+def run(out: str, checkpoint: str | None = None, quick: bool = False) -> dict:
+    from .train.trained import demo_model_path, read_record
+
+    start = time.perf_counter()
+    ckpt = checkpoint or str(demo_model_path())
+    os.makedirs(out, exist_ok=True)
+    p = lambda name: os.path.join(out, name)  # noqa: E731
+    record = read_record(ckpt)
+    report: dict = {"model": ckpt, "labels": record["labels"], "steps": {}}
+    print(f"== demo model: {ckpt} ({record['model']}, {record['reduction']['method']} keep "
+          f"{record['reduction']['keep_rate']}, classes: {', '.join(record['labels'])})")
+
+    print("\n== 1. a fresh held-out set (unseen seed) and the model's accuracy on it")
+    per_class = "10" if quick else "40"
+    tdm("make-dataset", p("heldout"), "--per-class", per_class, "--seed", "7")
+    tdm("make-dataset", p("calib"), "--per-class", "10", "--seed", "8")
+    report["steps"]["eval"] = json.loads(tdm("eval", "--checkpoint", ckpt, "--data", p("heldout"), "--json")
+                                         .strip().splitlines()[-1])
+
+    print("\n== 2. GMACs, the paper's counting")
+    report["steps"]["flops"] = json.loads(tdm("flops", "--checkpoint", ckpt, "--json").strip().splitlines()[-1])
+
+    print("\n== 3. ONNX export: standard ops (with the token selections as outputs), and the fused plugin graph")
+    tdm("export", "--checkpoint", ckpt, "--selection-outputs", "-o", p("demo_bat.onnx"))
+    tdm("export", "--checkpoint", ckpt, "--merge", "plugin", "-o", p("demo_bat_plugin.onnx"))
+
+    print("\n== 4. TensorRT ONNX-parser lint (static: TensorRT itself is not run)")
+    lint = {}
+    for model in ("demo_bat.onnx", "demo_bat_plugin.onnx"):
+        for trt in ("8.5", "10"):
+            text = tdm("check", p(model), "--trt", trt, ok=(0, 1))
+            lint[f"{model} TensorRT {trt}"] = text.strip().splitlines()[-1]
+    report["steps"]["lint"] = lint
+
+    print("\n== 5. INT8: explicit Q/DQ for TensorRT, dynamic INT8 for ONNX Runtime CPU, and what changed")
+    tdm("calibrate", p("demo_bat.onnx"), "--images", p("calib"), "--target", "trt", "-o", p("demo_bat.int8.onnx"))
+    tdm("calibrate", p("demo_bat.onnx"), "--target", "cpu", "-o", p("demo_bat.cpu8.onnx"))
+    report["steps"]["compare"] = {
+        target: json.loads(tdm("compare", p("demo_bat.onnx"), p(f"demo_bat.{target}.onnx"), "--images",
+                               p("heldout"), "--json").strip().splitlines()[-1])
+        for target in ("int8", "cpu8")}
+
+    print("\n== 6. latency against the unpruned model and the ideal slice (ONNX Runtime CPU, interleaved)")
+    tdm("bench", "--checkpoint", ckpt, "--backend", "ort", "--batch", "1,8", "--runs", "5" if quick else "15",
+        "--repeats", "1" if quick else "2", "--json", p("bench.json"), "--plot", p("bench.png"))
+    with open(p("bench.json")) as f:
+        bench = json.load(f)
+    report["steps"]["bench"] = {b: {"ratios": e["ratios"], "p50_ms": {k: v["p50_ms"] for k, v in e["per_model"].items()}}
+                                for b, e in bench["batches"].items()}
+    report["steps"]["bench"]["gmac_ratio"] = bench["gmac_ratio"]
+
+    print("\n== 7. the camera loop over a generated clip, with the token map")
+    frames = make_clip(p("heldout"), p("clip.mp4"), per_image=2 if quick else 4)
+    model = p("demo_bat.onnx")
+    if _tensorrt_available():
+        tdm("build", model, "-o", p("demo_bat.engine"))
+        model = p("demo_bat.engine")
+    tdm("run", p("clip.mp4"), p("annotated.mp4"), "--model", model, "--headless", "--show-tokens", "--log",
+        p("frames.jsonl"))
+    with open(p("frames.jsonl")) as f:
+        logged = [json.loads(line) for line in f if line.strip()]
+    report["steps"]["video"] = {"input_frames": frames, "logged_frames": len(logged),
+                                "output": p("annotated.mp4"), "pictures": grab_frames(p("annotated.mp4"), out)}
+
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    write_report(report, out)
+    return report
+
+
+def _tensorrt_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorrt") is not None
+
+
+def write_report(report: dict, out: str) -> None:
+    """``report.json`` and ``report.md`` (with the bench plot and a few annotated frames) in ``out``."""
+    from .outputs import write_files
+
+    s = report["steps"]
+    ev, fl = s["eval"], s["flops"]
+    lines = [f"# tdm-edge demo report", "",
+             f"Model: `{report['model']}`; classes {', '.join(report['labels'])}. Run took {report['seconds']} s.", "",
+             "## Accuracy (fresh held-out set)", "", f"top-1 **{ev.get('top1', ev.get('top-1'))} %**, "
+             f"top-5 {ev.get('top5', ev.get('top-5'))} % on {ev.get('images', '?')} images", "",
+             "## Cost", "", f"GMACs {fl['gmacs']:.4f} (unpruned {fl['baseline_gmacs']:.4f}, ratio {fl['ratio']:.3f}); "
+             f"tokens per stage {' -> '.join(map(str, fl['stage_tokens']))}", "",
+             "## TensorRT lint", ""] + [f"- {k}: {v}" for k, v in s["lint"].items()] + [
+             "", "## INT8 against FP32 (held-out set)", "", "```", json.dumps(s["compare"], indent=1), "```", "",
+             "## Latency (ONNX Runtime CPU)", "", "![bench](bench.png)", "", "```",
+             json.dumps(s["bench"], indent=1), "```", "",
+             f"## Video: {s['video']['input_frames']} frames in, {s['video']['logged_frames']} logged", ""]
+    lines += [f"![frame]({os.path.basename(pic)})" for pic in s["video"]["pictures"]]
+    write_files({os.path.join(out, "report.json"): (json.dumps(report, indent=1) + "\n").encode(),
+                 os.path.join(out, "report.md"): ("\n".join(lines) + "\n").encode()})
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tdm-edge-demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="deit_small_patch16_224")
-    parser.add_argument("--keep-rate", type=float, default=0.7)
-    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--checkpoint", default=None, help="a model written by tdm-edge train (default: the demo model)")
     parser.add_argument("--out", default="out/demo")
+    parser.add_argument("--quick", action="store_true", help="smaller sets and shorter measurements (tests)")
     args = parser.parse_args(argv)
     try:
-        run(args.model, args.keep_rate, args.checkpoint, args.out)
+        report = run(args.out, args.checkpoint, args.quick)
     except UsageError as err:
         print(f"demo: error: {err}", file=sys.stderr)
         return 2
+    print(f"\n== done in {report['seconds']} s. Everything is in {args.out}/:")
+    for name in ("report.md", "report.json", "annotated.mp4", "bench.png", "demo_bat.onnx", "demo_bat_plugin.onnx",
+                 "demo_bat.int8.onnx", "demo_bat.cpu8.onnx"):
+        print(f"   {os.path.join(args.out, name)}")
     return 0
 
 

@@ -42,6 +42,30 @@ def trained_like(model: torch.nn.Module, seed: int = 1, scale: float = 0.02) -> 
     return model
 
 
+def model_builder(name: str, checkpoint: str | None = None, **model_kwargs):
+    """``build(method, keep_rate, checkpoint) -> model``: from a self-describing ``tdm-edge train`` checkpoint
+    (its own architecture, ``name`` ignored) or from a timm name."""
+    if checkpoint is not None:
+        from ..train.trained import build_from_record, has_record, load_trained, read_record
+
+        if has_record(checkpoint):
+            record = read_record(checkpoint)
+
+            def build_trained(method: str, keep_rate: float | None, ckpt: str | None) -> torch.nn.Module:
+                reduction = {"method": method} if method == "none" else {"method": method, "keep_rate": keep_rate}
+                if ckpt is None:
+                    return build_from_record(record, **reduction)
+                return load_trained(ckpt, **reduction)[0]
+
+            return build_trained
+
+    def build_timm(method: str, keep_rate: float | None, ckpt: str | None) -> torch.nn.Module:
+        rate = {} if method == "none" else {"keep_rate": keep_rate}
+        return create_model(name, method=method, checkpoint=ckpt, **rate, **model_kwargs)
+
+    return build_timm
+
+
 def compared_models(name: str, keep_rate: float, method: str = "bat", checkpoint: str | None = None,
                     extras: tuple[str, ...] = (), seed: int = 0, **model_kwargs) -> dict[str, torch.nn.Module]:
     """``{"unpruned", "pruned", "ideal", *extras}`` sharing one state_dict (the checkpoint's, else trained-like
@@ -55,13 +79,14 @@ def compared_models(name: str, keep_rate: float, method: str = "bat", checkpoint
         model_kwargs: passed to :func:`tdm_edge.reduce.models.create_model` (img_size, prune_blocks, ...).
     """
     torch.manual_seed(seed)
-    base = create_model(name, method="none", checkpoint=checkpoint, **model_kwargs)
+    build = model_builder(name, checkpoint, **model_kwargs)
+    base = build("none", None, checkpoint)
     if checkpoint is None:
         trained_like(base, seed=seed + 1)
     state = base.state_dict()
     models = {"unpruned": base}
     for key, meth in (("pruned", method), ("ideal", "bat"), *((e, e) for e in extras)):
-        model = create_model(name, method=meth, keep_rate=keep_rate, **model_kwargs)
+        model = build(meth, keep_rate, None)
         model.load_state_dict(state)
         models[key] = ideal_model(model) if key == "ideal" else model
     return {k: m.eval() for k, m in models.items()}

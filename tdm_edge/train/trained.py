@@ -48,6 +48,15 @@ def save_trained(path: str | os.PathLike, state: dict, record: dict) -> None:
             os.unlink(tmp)
 
 
+def has_record(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a self-describing model written by ``tdm-edge train`` (False for any other file)."""
+    try:
+        read_record(path)
+    except UsageError:
+        return False
+    return True
+
+
 def read_record(path: str | os.PathLike) -> dict:
     """The record a trained model carries; one-line UsageError for files without one."""
     path = os.fspath(path)
