@@ -17,6 +17,7 @@ DEFAULT_MODEL = "deit_small_patch16_224"
 # Sub-packages that register subcommands: each names a light module (no torch/onnx/cv2 import at module level)
 # with ``add_commands(subparsers, parser_class)``, which adds its parsers and sets ``func`` on each.
 STAGE_COMMANDS: list[str] = [
+    ".quantize.commands",
 ]
 
 

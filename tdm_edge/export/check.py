@@ -32,6 +32,7 @@ from google.protobuf.message import DecodeError
 from onnx import inliner, numpy_helper
 
 from . import trt_ops
+from .check_qdq import qdq_findings
 from ..errors import UsageError, first_line
 
 TRT_VERSIONS = trt_ops.TRT_VERSIONS
@@ -109,6 +110,7 @@ def check_model(model: onnx.ModelProto, trt: str = "10") -> list[Finding]:
     g = _Analysis(model, opset)
     static = _Analysis(model, opset, specialize=1) if g.dynamic else g
     findings += _check_graph(model.graph, g, static, trt, opset)
+    findings += [Finding(*f) for f in qdq_findings(model, trt)]  # explicit-quantization rules (check_qdq.py)
     return findings
 
 
