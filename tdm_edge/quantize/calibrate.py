@@ -15,9 +15,11 @@ Softmax feeding a ReduceMean rather than a MatMul.
 from __future__ import annotations
 
 import hashlib
+import contextlib
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -84,6 +86,41 @@ def name_nodes(proto) -> None:
                 name += "_"
             node.name = name
             taken.add(name)
+
+
+def ranking_inputs(proto) -> list[str]:
+    """The linear layers whose outputs the pruning stages rank tokens by (qkv of each reducing block).
+
+    Found from each class attention (a Softmax that feeds no MatMul) by walking up its inputs through
+    non-MatMul nodes to the first MatMul/Gemm with a constant weight.
+    """
+    graph = proto.graph
+    constants = {t.name for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    found = []
+    for soft in (n for n in graph.node if n.op_type == "Softmax"):
+        if any(c.op_type == "MatMul" for c in consumers.get(soft.output[0], [])):
+            continue  # an attention product, not a class attention
+        score = producer.get(soft.input[0])
+        while score is not None and score.op_type in _PASS_THROUGH:
+            score = producer.get(score.input[0])
+        if score is None or score.op_type != "MatMul":
+            continue
+        todo, seen = list(score.input), set()
+        while todo:
+            node = producer.get(todo.pop())
+            if node is None or node.name in seen:
+                continue
+            seen.add(node.name)
+            if node.op_type in ("MatMul", "Gemm") and any(i in constants for i in node.input[:2]):
+                found.append(node.name)
+            elif node.op_type not in ("MatMul", "Gemm", "Softmax"):
+                todo += [i for i in node.input if i not in constants]
+    return list(dict.fromkeys(found))
 
 
 def select_nodes(proto, attention: bool = True, exclude: tuple[str, ...] = ()) -> list[str]:
@@ -280,7 +317,8 @@ def calibrate(model_path: str | os.PathLike, output: str | os.PathLike, *, targe
     work = onnx.ModelProto()
     work.CopyFrom(proto)
     name_nodes(work)
-    nodes = select_nodes(work, recipe.quantize_attention, recipe.exclude_nodes)
+    exclude = (*recipe.exclude_nodes, *(ranking_inputs(work) if recipe.float_ranking else ()))
+    nodes = select_nodes(work, recipe.quantize_attention, exclude)
     unknown = sorted(set(recipe.exclude_nodes) - {n.name for n in work.graph.node})
     if unknown:
         raise UsageError(f"recipe {recipe.source}: excluded node(s) not in the model: {', '.join(unknown[:3])}")
@@ -289,10 +327,11 @@ def calibrate(model_path: str | os.PathLike, output: str | os.PathLike, *, targe
         out = os.path.join(tmp, "model.onnx")
         logging.disable(logging.WARNING)  # the quantizer's "consider pre-processing" advice on the root logger
         try:
-            if target == "trt":
-                quantize_trt(work, out, used, batch, recipe, nodes)
-            else:
-                quantize_cpu(work, out, used, batch, recipe, nodes, cpu_mode)
+            with contextlib.redirect_stdout(sys.stderr):  # its calibrators print notes: not our output
+                if target == "trt":
+                    quantize_trt(work, out, used, batch, recipe, nodes)
+                else:
+                    quantize_cpu(work, out, used, batch, recipe, nodes, cpu_mode)
         finally:
             logging.disable(logging.NOTSET)
         result = onnx.load(out)

@@ -87,16 +87,16 @@ def _partners(sel: dict, i: int, b: int) -> dict[int, int]:
             for s, d in zip(src.reshape(-1), dst.reshape(-1))}
 
 
-def _groups(sel: dict, i: int, b: int) -> dict[int, int]:
-    """``{inattentive token: smallest token of its cluster}``: cluster membership without arbitrary ids."""
+def _groups(sel: dict, i: int, b: int) -> dict[int, tuple[int, ...]]:
+    """``{inattentive token: the sorted tokens of its cluster}``: cluster membership without arbitrary ids."""
     assign = sel[f"tdm_clusters_{i}"][b]  # [M, L]
     inatt = sel[f"tdm_inattentive_{i}"][b]  # [L]
     label = assign.argmax(0)  # [L]
-    first = {m: int(inatt[label == m].min()) for m in np.unique(label)}
-    return {int(t): first[m] for t, m in zip(inatt, label)}
+    members = {m: tuple(sorted(int(t) for t in inatt[label == m])) for m in np.unique(label)}
+    return {int(t): members[m] for t, m in zip(inatt, label)}
 
 
-def _diff_maps(x: dict[int, int], y: dict[int, int]) -> tuple[int, int]:
+def _diff_maps(x: dict, y: dict) -> tuple[int, int]:
     keys = set(x) | set(y)
     return sum(x.get(k) != y.get(k) for k in keys), len(keys)
 

@@ -30,6 +30,8 @@ class Recipe:
         percentile: for ``percentile``: the percentile of |x| that sets the range.
         num: calibration images to use by default.
         quantize_attention: also quantize the two attention products (Q K^T and A V), not only the linear layers.
+        float_ranking: keep the linear layers whose outputs rank the tokens (the qkv of each reducing block) in
+            float, so that the class attention of the pruning stages is computed from float q and k.
         exclude_nodes: node names kept in float on top of the merge path (exact names).
     """
 
@@ -39,6 +41,7 @@ class Recipe:
     percentile: float = 99.999
     num: int = 512
     quantize_attention: bool = True
+    float_ranking: bool = False
     exclude_nodes: tuple[str, ...] = field(default_factory=tuple)
     source: str = "built-in"  # the file it was read from
 

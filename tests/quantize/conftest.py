@@ -21,7 +21,11 @@ def draw_shapes(count: int, seed: int, size: int = 40) -> tuple[list[np.ndarray]
     frames, labels = [], rng.integers(0, len(CLASSES), count)
     for label in labels:
         colour, shape = CLASSES[label], ("circle", "square")[int(rng.integers(2))]
-        img = rng.integers(60, 120, (size, size, 3)).astype(np.uint8)  # [S, S, 3]
+        img = rng.integers(60, 120, (size, size, 3)).astype(np.uint8)  # [S, S, 3] noise
+        for _ in range(8):  # grey clutter: background tokens that differ from each other, as in real scenes
+            x0, y0 = (int(v) for v in rng.integers(0, size - 4, 2))
+            w, h = (int(v) for v in rng.integers(3, 12, 2))
+            cv2.rectangle(img, (x0, y0), (x0 + w, y0 + h), (int(rng.integers(0, 256)),) * 3, -1)
         r = int(rng.integers(7, 12))
         cx, cy = (int(v) for v in rng.integers(r + 4, size - r - 4, 2))
         bgr = tuple(int(np.clip(c + rng.integers(-25, 26), 0, 255)) for c in _BGR[colour])
