@@ -43,7 +43,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = ("fp32", "cpu-dynamic", "cpu-qoperator", "cpu-qdq-u8", "trt-qdq")
 
 
-def build(tmp: str, name: str, keep_rate: float, batch: int, calib_images: int) -> dict[str, str]:
+def build(tmp: str, name: str, keep_rate: float, batch: int, calib_images: int,
+          variants: tuple[str, ...] = VARIANTS) -> dict[str, str]:
     """Export both models at ``batch`` and quantize them every way; ``{"bat/fp32": path, ...}``."""
     paths = {}
     models = ort_latency.benchmark_models(name, keep_rate, ("unpruned", "bat"))
@@ -55,7 +56,7 @@ def build(tmp: str, name: str, keep_rate: float, batch: int, calib_images: int) 
         proto, meta = load_fp32(fp32)
         images = load_images(meta["preprocessing"], synthetic=max(calib_images, batch))
         recipe = find_recipe(None)  # default recipe (min-max): speed does not depend on the ranges
-        for variant in VARIANTS[1:]:
+        for variant in (v for v in variants if v != "fp32"):
             out = os.path.join(tmp, f"{key}_b{batch}_{variant}.onnx")
             paths[f"{key}/{variant}"] = out
             if os.path.exists(out):
@@ -77,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calib-images", type=int, default=16)
     p.add_argument("--out", default=str(RESULTS / "int8_cpu.json"))
     p.add_argument("--note", default="")
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    p.add_argument("--per-round", type=int, default=None, help="iterations per model per round (default 8/batch)")
     p.add_argument("--keep", default=None, help="write the models to this folder and reuse those found there")
     args = p.parse_args(argv)
     torch.manual_seed(0)
@@ -90,15 +93,15 @@ def main(argv: list[str] | None = None) -> int:
         "backend": {"onnxruntime": ort.__version__, "provider": "CPUExecutionProvider",
                     "intra_op_threads": args.threads, "inter_op_threads": 1},
         "settings": {"model": args.model, "keep_rate": args.keep_rate, "opset": 17, "warmup": args.warmup,
-                     "rounds": args.rounds, "calibration": f"{args.calib_images} synthetic scenes",
+                     "rounds": args.rounds, "variants": args.variants, "calibration": f"{args.calib_images} synthetic scenes",
                      "weights": "random (pretrained=False) + N(0, 0.02^2) on every parameter (trained_like)"},
         "batches": {},
     }
     with tempfile.TemporaryDirectory() as scratch:
         tmp = args.keep or scratch
         for batch in args.batches:
-            paths = build(tmp, args.model, args.keep_rate, batch, args.calib_images)
-            per_round = max(2, 8 // batch)
+            paths = build(tmp, args.model, args.keep_rate, batch, args.calib_images, tuple(args.variants))
+            per_round = args.per_round or max(2, 8 // batch)
             shape = tuple(load_fp32(paths["bat/fp32"])[1]["preprocessing"]["input_size"])
             times = ort_latency.in_fresh_process(ort_latency.measure, paths, batch, shape, args.threads,
                                                  args.warmup, args.rounds, per_round)
@@ -110,11 +113,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[b{batch}] " + ", ".join(f"{k} {s['median_ms']:.1f} ms" for k, s in stats.items()), flush=True)
             print(f"[b{batch}] speed-up over FP32 (paired by round): "
                   + ", ".join(f"{k} {v:.2f}x" for k, v in speedup.items()), flush=True)
-    out = Path(args.out)
+            _write(args.out, result)  # after every batch size: a long run keeps what it measured
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _write(path: str, result: dict) -> None:
+    out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {out}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 from ..errors import UsageError
 
@@ -81,7 +82,10 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     sources = (args.images, args.video, args.synthetic)
     dynamic_cpu = args.target == "cpu" and CPU_MODE == "dynamic"
     images = None
-    if any(s is not None for s in sources):
+    if dynamic_cpu and any(s is not None for s in sources):
+        print("tdm-edge calibrate: note: --target cpu quantizes activations at run time; the images are not used",
+              file=sys.stderr)
+    elif any(s is not None for s in sources):
         images = load_images(meta["preprocessing"], images=args.images, video=args.video,
                              synthetic=args.synthetic, num=args.num or recipe.num)
         if len(images.images) < batch:
@@ -89,8 +93,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
                              f"fewer than one batch of {batch}")
     elif not dynamic_cpu:
         raise UsageError("calibration needs images: give --images DIR, --video FILE or --synthetic N")
-    report = calibrate(args.model, out, target=args.target, recipe=recipe, images=None if dynamic_cpu else images,
-                       batch=batch, proto=proto, meta=meta)
+    report = calibrate(args.model, out, target=args.target, recipe=recipe, images=images, batch=batch, proto=proto,
+                       meta=meta)
     print(report.summary())
     return 0
 
