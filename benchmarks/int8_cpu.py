@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         "backend": {"onnxruntime": ort.__version__, "provider": "CPUExecutionProvider",
                     "intra_op_threads": args.threads, "inter_op_threads": 1},
         "settings": {"model": args.model, "keep_rate": args.keep_rate, "opset": 17, "warmup": args.warmup,
-                     "rounds": args.rounds, "variants": args.variants, "calibration": f"{args.calib_images} synthetic scenes",
+                     "rounds": args.rounds, "variants": args.variants,
+                     "calibration": f"{args.calib_images} synthetic scenes",
                      "weights": "random (pretrained=False) + N(0, 0.02^2) on every parameter (trained_like)"},
         "batches": {},
     }

@@ -88,6 +88,18 @@ def name_nodes(proto) -> None:
             taken.add(name)
 
 
+def _links(graph) -> tuple[set[str], dict, dict[str, list]]:
+    """Constant tensor names, ``{tensor: producing node}`` and ``{tensor: consuming nodes}`` of a graph."""
+    constants = {t.name for t in graph.initializer} | {o for n in graph.node if n.op_type == "Constant"
+                                                        for o in n.output}
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    return constants, producer, consumers
+
+
 def ranking_inputs(proto) -> list[str]:
     """The linear layers whose outputs the pruning stages rank tokens by (qkv of each reducing block).
 
@@ -95,12 +107,7 @@ def ranking_inputs(proto) -> list[str]:
     non-MatMul nodes to the first MatMul/Gemm with a constant weight.
     """
     graph = proto.graph
-    constants = {t.name for t in graph.initializer}
-    producer = {o: n for n in graph.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    constants, producer, consumers = _links(graph)
     found = []
     for soft in (n for n in graph.node if n.op_type == "Softmax"):
         if any(c.op_type == "MatMul" for c in consumers.get(soft.output[0], [])):
@@ -131,13 +138,7 @@ def select_nodes(proto, attention: bool = True, exclude: tuple[str, ...] = ()) -
     every other MatMul of the merge path have no constant input and no such Softmax, so they stay in float.
     """
     graph = proto.graph
-    constants = {t.name for t in graph.initializer} | {o for n in graph.node if n.op_type == "Constant"
-                                                        for o in n.output}
-    producer = {o: n for n in graph.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    constants, producer, consumers = _links(graph)
     chosen = []
     for node in graph.node:
         if node.op_type in ("MatMul", "Gemm") and any(i in constants for i in node.input[:2]):
@@ -152,8 +153,8 @@ def select_nodes(proto, attention: bool = True, exclude: tuple[str, ...] = ()) -
                 src = producer.get(src.input[0])
             if src is not None and src.op_type == "MatMul":
                 chosen += [src.name, *(c.name for c in after)]
-    excluded = set(exclude)
-    return [n.name for n in graph.node if n.name in set(chosen) and n.name not in excluded]
+    keep = set(chosen) - set(exclude)
+    return [n.name for n in graph.node if n.name in keep]
 
 
 class _Reader:
@@ -169,7 +170,6 @@ class _Reader:
     def get_next(self):
         batch = next(self._it, None)
         return None if batch is None else {self.input_name: batch}
-
 
 
 def _calibrate_method(recipe: Recipe):

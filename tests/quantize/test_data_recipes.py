@@ -1,7 +1,5 @@
 """Calibration sources (frames sampled evenly from a video, folders, synthetic) and recipe files."""
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
