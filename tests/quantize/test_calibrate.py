@@ -127,3 +127,11 @@ def test_fp32_against_itself_changes_nothing(trained, capsys):
     for stage in report["stages"]:
         assert {k: v["changed_tokens"] for k, v in stage.items() if isinstance(v, dict)} == \
             {"kept": 0.0, "matched": 0.0, "clustered": 0.0}
+
+
+def test_quantize_for_cpu_is_the_cpu_target(trained, tmp_path):
+    from tdm_edge.quantize import quantize_for_cpu
+
+    report = quantize_for_cpu(trained["fp32"], tmp_path / "b.onnx")
+    assert (report.target, report.mode, report.quantized_nodes) == ("cpu", "dynamic", 17)
+    assert [n.op_type for n in onnx.load(tmp_path / "b.onnx").graph.node].count("MatMulInteger") == 17
