@@ -1,8 +1,9 @@
 """ONNX Runtime CPU: INT8 against FP32 for BAT DeiT-S 0.7 and unpruned DeiT-S, and the TensorRT Q/DQ graph beside them.
 
-Per batch size, every variant of both models is loaded in one process and measured interleaved (round-robin,
-rotating the order each round, :func:`ort_latency.measure`); ratios are paired by round
-(:func:`ort_latency.paired_ratio`), so a machine shared with other jobs slows numerator and denominator alike.
+Per batch size, every variant of both models is loaded in one fresh process and measured interleaved (round-robin,
+rotating the order each round, :func:`tdm_edge.bench.run.measure`); ratios are paired by round
+(:func:`tdm_edge.bench.stats.paired_ratio`), so a machine shared with other jobs slows numerator and denominator
+alike.
 
 Variants (all from :func:`tdm_edge.quantize.calibrate.calibrate`, the MatMul/Gemm inputs of linear layers and
 attention products in int8, the merge path in float):
@@ -13,8 +14,9 @@ attention products in int8, the merge path in float):
 - ``cpu-qdq-u8``: static QDQ, uint8 activations, per-tensor weights (ONNX Runtime fuses it at load time);
 - ``trt-qdq``: ``--target trt``, the explicit int8 symmetric Q/DQ graph meant for TensorRT.
 
-Weights: random, made trained-like (:func:`ort_latency.trained_like`). Static variants are calibrated on 16
-synthetic scenes (speed does not depend on the ranges).
+Weights: one set of random weights made trained-like, shared by both models
+(:func:`tdm_edge.bench.models.compared_models`). Static variants are calibrated on 16 synthetic scenes (speed does
+not depend on the ranges).
 
     python benchmarks/int8_cpu.py --threads 2 --batches 1 8
 """
@@ -36,7 +38,10 @@ from tdm_edge.quantize.calibrate import CPU_MODE, calibrate, load_fp32
 from tdm_edge.quantize.data import load_images
 from tdm_edge.quantize.recipes import find_recipe
 
-import ort_latency  # benchmarks/ is on sys.path when this script runs
+from tdm_edge.bench.backends import RunnerSpec
+from tdm_edge.bench.models import compared_models
+from tdm_edge.bench.run import cpu_name, in_fresh_process, measure
+from tdm_edge.bench.stats import paired_ratio, percentiles
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -47,8 +52,8 @@ def build(tmp: str, name: str, keep_rate: float, batch: int, calib_images: int,
           variants: tuple[str, ...] = VARIANTS) -> dict[str, str]:
     """Export both models at ``batch`` and quantize them every way; ``{"bat/fp32": path, ...}``."""
     paths = {}
-    models = ort_latency.benchmark_models(name, keep_rate, ("unpruned", "bat"))
-    for key, model in models.items():
+    models = compared_models(name, keep_rate, "bat")
+    for key, model in (("unpruned", models["unpruned"]), ("bat", models["pruned"])):
         fp32 = os.path.join(tmp, f"{key}_b{batch}.onnx")
         if not os.path.exists(fp32):
             export_onnx(model, fp32, batch=batch, verify=False)
@@ -89,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "ONNX Runtime CPU: INT8 variants vs FP32, BAT and unpruned",
         "note": args.note,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": {"cpu": ort_latency.cpu_name(), "cores": os.cpu_count(), "platform": platform.platform()},
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform()},
         "backend": {"onnxruntime": ort.__version__, "provider": "CPUExecutionProvider",
                     "intra_op_threads": args.threads, "inter_op_threads": 1},
         "settings": {"model": args.model, "keep_rate": args.keep_rate, "opset": 17, "warmup": args.warmup,
@@ -104,14 +109,14 @@ def main(argv: list[str] | None = None) -> int:
             paths = build(tmp, args.model, args.keep_rate, batch, args.calib_images, tuple(args.variants))
             per_round = args.per_round or max(2, 8 // batch)
             shape = tuple(load_fp32(paths["bat/fp32"])[1]["preprocessing"]["input_size"])
-            times = ort_latency.in_fresh_process(ort_latency.measure, paths, batch, shape, args.threads,
-                                                 args.warmup, args.rounds, per_round)
-            stats = {k: ort_latency.quartiles([t for rnd in v for t in rnd]) for k, v in times.items()}
-            speedup = {k: round(ort_latency.paired_ratio(times[f"{k.split('/')[0]}/fp32"], times[k]), 3)
+            specs = {k: RunnerSpec("ort", p, threads=args.threads) for k, p in paths.items()}
+            times = in_fresh_process(measure, specs, batch, shape, args.warmup, args.rounds, per_round)
+            stats = {k: percentiles([t for rnd in v for t in rnd]) for k, v in times.items()}
+            speedup = {k: round(paired_ratio(times[f"{k.split('/')[0]}/fp32"], times[k]), 3)
                        for k in times if not k.endswith("/fp32")}
             result["batches"][str(batch)] = {"per_round": per_round, "per_model": stats,
                                              "speedup_over_fp32": speedup}
-            print(f"[b{batch}] " + ", ".join(f"{k} {s['median_ms']:.1f} ms" for k, s in stats.items()), flush=True)
+            print(f"[b{batch}] " + ", ".join(f"{k} {s['p50_ms']:.1f} ms" for k, s in stats.items()), flush=True)
             print(f"[b{batch}] speed-up over FP32 (paired by round): "
                   + ", ".join(f"{k} {v:.2f}x" for k, v in speedup.items()), flush=True)
             _write(args.out, result)  # after every batch size: a long run keeps what it measured

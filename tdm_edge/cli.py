@@ -17,6 +17,8 @@ DEFAULT_MODEL = "deit_small_patch16_224"
 # Sub-packages that register subcommands: each names a light module (no torch/onnx/cv2 import at module level)
 # with ``add_commands(subparsers, parser_class)``, which adds its parsers and sets ``func`` on each.
 STAGE_COMMANDS: list[str] = [
+    ".engine.commands",
+    ".bench.commands",
     ".quantize.commands",
 ]
 
@@ -83,7 +85,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
         return 0
     for finding in findings:
         print(finding)
-    print(f"{args.model}: {len(findings)} problem(s) for TensorRT {args.trt} ({nodes} nodes)")
+    plugins = sum(f.kind == "plugin" for f in findings)
+    extra = f", {plugins} need a plugin loaded" if plugins else ""
+    print(f"{args.model}: {len(findings)} problem(s) for TensorRT {args.trt} ({nodes} nodes{extra})")
     return 1
 
 
@@ -119,11 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_flops)
 
-    from .export.trt_ops import TRT_VERSIONS  # a plain data module: no onnx import until `check` runs
+    from .export.trt_ops import TRT_TARGETS  # a plain data module: no onnx import until `check` runs
 
     p = sub.add_parser("check", help="lint an ONNX model for the TensorRT ONNX parser (no TensorRT needed)")
     p.add_argument("model", help="the .onnx file")
-    p.add_argument("--trt", choices=TRT_VERSIONS, default="10", help="TensorRT version to check for (default 10)")
+    p.add_argument("--trt", choices=TRT_TARGETS, default="10", metavar="{8.5,8.6,10,10.0..10.15,11}",
+                   help="TensorRT release to check for; 10 = every 10.x (default 10)")
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("export", help="export to ONNX with static token counts, verified against PyTorch")

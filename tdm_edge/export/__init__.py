@@ -2,8 +2,10 @@
 
   onnx_export.py  ``export_onnx``: trace, clean up, describe (metadata + sidecar), verify, write atomically
   verify.py       ONNX Runtime against PyTorch, token selections included
-  check.py        TensorRT ONNX-parser linter (``tdm-edge check``)
-  trt_ops.py      the parser's operator tables per TensorRT release (plain data)
+  check.py        TensorRT ONNX-parser linter (``tdm-edge check``): driver, Finding, the rule hook
+  trt_rules.py    the built-in lint rules, ``rule(info, node, trt) -> Iterable[Finding]``
+  model_info.py   what a rule knows: tensor types, shapes, constant values, weights
+  trt_ops.py      the parser's tables per TensorRT release and version parsing (plain data, shared with engine/)
 
 Names are loaded on first use, so ``import tdm_edge.export.trt_ops`` needs neither torch nor onnx.
 """

@@ -4,7 +4,8 @@ TensorRT 8.5 to 11 build INT8 engines from QuantizeLinear/DequantizeLinear pairs
 neighbouring layers. What it needs (TensorRT developer guide, "Explicit quantization"):
 
 - the quantized type is int8 (TensorRT 10 and 11 also take fp8 E4M3; int4 only for dequantized weights); a Q/DQ
-  without a zero point means uint8, which TensorRT rejects;
+  without a zero point means uint8, which TensorRT rejects (an explicit UINT8 zero point is left to the importer
+  rule of :mod:`tdm_edge.export.trt_ops`, which knows which releases refuse it);
 - symmetric quantization: every zero point is 0, every scale a positive build-time constant;
 - activations per tensor (a scalar scale); weights per tensor or per output channel: the DQ's ``axis`` is the
   output-channel axis of the weight for its consumer (MatMul B ``[in, out]``: the last axis; Gemm: 0 with
@@ -49,7 +50,9 @@ def qdq_findings(model: onnx.ModelProto, trt: str) -> list[tuple[str, str, str]]
         for i in n.input:
             consumers.setdefault(i, []).append(n)
     types = _elem_types(model)
-    allowed = ALLOWED.get(trt, {TensorProto.INT8})
+    family = trt if trt in ALLOWED else trt.split(".")[0]  # "10.3" -> "10"
+    allowed = ALLOWED.get(family, {TensorProto.INT8})
+    trt = family
     findings = []
 
     def value(name: str) -> np.ndarray | None:
@@ -73,6 +76,8 @@ def qdq_findings(model: onnx.ModelProto, trt: str) -> list[tuple[str, str, str]]
         if qtype == TensorProto.INT4 and node.op_type == "DequantizeLinear" and trt in ("10", "11") \
                 and value(node.input[0]) is not None:
             pass  # int4 weight-only dequantization: TensorRT 10+
+        elif qtype == TensorProto.UINT8 and zp_name:
+            pass  # an explicit UINT8 zero point: the importer rule (trt_ops, QuantDequantLinearHelper) reports it
         elif qtype not in allowed:
             kind = TensorProto.DataType.Name(qtype) + (" (no zero point given)" if not zp_name else "")
             reasons.append(f"quantized type {kind}; TensorRT {trt} takes "

@@ -7,8 +7,12 @@ boolean indexing or scatter with a reduction (see ../shared/METHOD.md for why).
 
 A combination is always "assignment matrix times tokens": ``S [B, M, N]`` holds 0/1 (which input token goes to
 which output token), it is built under ``no_grad`` from the selection, and :func:`combine` multiplies it by the
-per-token weights (which keep their gradient) and normalises the rows. :func:`merge_matched` is the same for a
+per-token weights (which keep their gradient) and normalises the rows. :func:`weighted_merge` is the same for a
 matching, restricted to the tokens that actually merge (``[Kb, r]`` times the ``r`` matched tokens).
+
+ToMe (:func:`tome_merge`) is the reference algorithm of facebookresearch/ToMe (``tome/merge.py``,
+``bipartite_soft_matching`` + ``merge_wavg``): all tokens split alternately, class token protected, output
+``[unmatched A, B]``, size-weighted means; the reference's ``scatter_reduce`` becomes the same MatMul.
 
 Where the BAT paper is silent these functions implement our documented choices (METHOD.md "Our choices"):
 ties are broken by token index everywhere, DPC-kNN follows TCFormer without its random tie-breaking noise, the
@@ -22,7 +26,8 @@ from typing import NamedTuple
 import torch
 
 
-def class_attention(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
+def class_attention(q: torch.Tensor, k: torch.Tensor, scale: float, bias: torch.Tensor | None = None
+                    ) -> torch.Tensor:
     """Importance of every patch token: the class token's post-softmax attention, averaged over heads.
 
     Computes only the class token's row, so a fused attention kernel can still do the full attention.
@@ -30,10 +35,13 @@ def class_attention(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Ten
     Args:
         q, k: queries and keys ``[B, H, N, d]``; token 0 is the class token.
         scale: the attention scale (``d ** -0.5`` in timm).
+        bias: optional additive attention bias ``[B, 1, 1, N]`` (ToMe's log token sizes), as in the attention.
     Returns:
-        ``[B, N-1]``: ``softmax(q_cls k^T * scale)[:, :, 1:]`` averaged over heads.
+        ``[B, N-1]``: ``softmax(q_cls k^T * scale + bias)[:, :, 1:]`` averaged over heads.
     """
     logits = (q[:, :, :1] * scale) @ k.transpose(-2, -1)  # [B, H, 1, N]
+    if bias is not None:
+        logits = logits + bias
     return logits.softmax(dim=-1)[:, :, 0, 1:].mean(dim=1)  # [B, N-1]
 
 
@@ -206,7 +214,7 @@ def inverse_permutation(perm: torch.Tensor) -> torch.Tensor:
     return torch.topk(perm.float(), int(perm.shape[-1]), dim=-1, largest=False, sorted=True).indices  # [B, N]
 
 
-def bipartite_match(a: torch.Tensor, b: torch.Tensor, r: int) -> Matching:
+def bipartite_match(a: torch.Tensor, b: torch.Tensor, r: int, protect_first: bool = False) -> Matching:
     """ToMe's bipartite soft matching: every A token finds its most similar B token, the ``r`` best pairs merge.
 
     Similarity is cosine: ``a @ b^T`` divided by the outer product of the norms (``[Ka, Kb]`` divisions instead of
@@ -215,7 +223,9 @@ def bipartite_match(a: torch.Tensor, b: torch.Tensor, r: int) -> Matching:
 
     Args:
         a, b: ``[B, Ka, C]`` and ``[B, Kb, C]`` features to compare (tokens, or keys for ToMe).
-        r: edges to keep, ``0 <= r <= Ka`` (a Python int).
+        r: edges to keep, ``0 <= r <= Ka`` (``<= Ka - 1`` with ``protect_first``; a Python int).
+        protect_first: A token 0 (ToMe's class token) never merges: its best similarity counts as ``-inf``, as
+            ToMe's ``scores[..., 0, :] = -inf``, so it ranks last and always stays unmatched.
     Returns:
         :class:`Matching` of index tensors (selections, no gradient).
     """
@@ -225,58 +235,70 @@ def bipartite_match(a: torch.Tensor, b: torch.Tensor, r: int) -> Matching:
         scores = (a @ b.transpose(-2, -1)) / norms  # [B, Ka, Kb]
         partner = scores.argmax(dim=-1)  # [B, Ka]: most similar B token, lower index on ties
         best = scores.amax(dim=-1)  # [B, Ka]: its similarity (the same value as scores at partner)
+        idx = torch.arange(count, device=a.device, dtype=a.dtype)  # [Ka]
+        if protect_first:
+            best = torch.where(idx == 0, float("-inf"), best)  # [B, Ka]: one Where on the [B, Ka] maxima
         rank = inverse_permutation(argsort_desc(best))  # [B, Ka]: place of each A token among the edges
         # matched A tokens first, then the unmatched ones, each group in A order: an ascending sort of distinct
         # keys (index, or index + Ka when unmatched), one TopK
-        idx = torch.arange(count, device=a.device, dtype=a.dtype)  # [Ka]
         key = torch.where(rank < r, idx, idx + count)  # [B, Ka]
         order = torch.topk(key, count, dim=-1, largest=False, sorted=True).indices  # [B, Ka]
         src = order[:, :r]  # [B, r]
         return Matching(src, partner.gather(1, src), order[:, r:])
 
 
-def merge_matched(a: torch.Tensor, b: torch.Tensor, wa: torch.Tensor, wb: torch.Tensor,
-                  matching: Matching) -> torch.Tensor:
-    """Every B token as the weighted mean of itself and the A tokens matched to it: ``[B, Kb, C]``.
+def weighted_merge(a: torch.Tensor, b: torch.Tensor, wa: torch.Tensor, wb: torch.Tensor,
+                   matching: Matching) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every B token as the weighted mean of itself and the A tokens matched to it, with its weight sum.
 
-    ``wa [B, Ka]`` and ``wb [B, Kb]`` are per-token weights (class attention). Only the ``r`` matched A tokens enter
-    the MatMul (``[Kb, r] @ [r, C]``); the unmatched ones are ``gather_tokens(a, matching.unm)``, unchanged.
+    ``wa [B, Ka]`` and ``wb [B, Kb]`` are per-token weights (class attention for BAT, token sizes for ToMe). Only
+    the ``r`` matched A tokens enter the MatMul (``[Kb, r] @ [r, C]``); the unmatched ones are
+    ``gather_tokens(a, matching.unm)``, unchanged.
+
+    Returns:
+        ``([B, Kb, C] merged tokens, [B, Kb] weight sums)``; the sums are ToMe's new sizes.
     """
     kb = int(b.shape[1])
     x_src, w_src = gather_tokens(a, matching.src), wa.gather(1, matching.src)  # [B, r, C], [B, r]
     with torch.no_grad():
         joins = assignment(matching.dst, kb, a.dtype)  # [B, Kb, r]
     weights = joins * w_src.unsqueeze(1)  # [B, Kb, r]: A token t joins B token j with weight w_src[t]
-    total = (wb + weights.sum(dim=-1)).unsqueeze(-1)  # [B, Kb, 1]: each output's weight sum
+    total = wb + weights.sum(dim=-1)  # [B, Kb]: each output's weight sum
+    norm = total.unsqueeze(-1)  # [B, Kb, 1]
     # normalise the small weight tensors, not the [Kb, C] result: two passes over [Kb, C] instead of three
-    return (wb.unsqueeze(-1) / total) * b + (weights / total) @ x_src  # [B, Kb, C]
+    return (wb.unsqueeze(-1) / norm) * b + (weights / norm) @ x_src, total  # [B, Kb, C], [B, Kb]
 
 
-def bipartite_assignment(metric: torch.Tensor, r: int) -> torch.Tensor:
-    """ToMe's matching on one token set as an assignment matrix for :func:`combine`: ``r`` tokens merged away.
+def merge_matched(a: torch.Tensor, b: torch.Tensor, wa: torch.Tensor, wb: torch.Tensor,
+                  matching: Matching) -> torch.Tensor:
+    """The merged B tokens ``[B, Kb, C]`` of :func:`weighted_merge` (BAT's attentive pairs)."""
+    return weighted_merge(a, b, wa, wb, matching)[0]
 
-    Tokens alternate into sets A (even positions) and B (odd positions) and are matched by
-    :func:`bipartite_match`; the ``r`` A tokens with the most similar partners are merged into them.
+
+def tome_merge(x: torch.Tensor, metric: torch.Tensor, size: torch.Tensor | None, r: int
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One ToMe step as facebookresearch/ToMe does it (``bipartite_soft_matching`` with ``class_token=True``, then
+    ``merge_wavg``), with static shapes: no ``scatter_reduce``.
+
+    All tokens alternate into A (even positions, the class token is A's first) and B (odd positions); each A token
+    finds its most similar B token by the cosine of ``metric``; the class token is protected; the ``r`` A tokens
+    with the best edges merge into their partners. Output: the unmatched A tokens in input order (class token
+    first, as the reference's sorted ``unm_idx``), then every B token in input order. Merging is a size-weighted
+    mean, ``sum(size * x) / sum(size)``, and the sizes add up.
 
     Args:
-        metric: ``[B, K, C]`` features to compare (tokens, or keys for ToMe).
-        r: tokens to remove, ``0 <= r <= ceil(K / 2)`` (a Python int).
+        x: tokens ``[B, N, C]``, token 0 the class token.
+        metric: ``[B, N, d]`` features to compare (ToMe: the keys averaged over heads).
+        size: ``[B, N]`` tokens each token stands for; ``None`` for all ones (before the first merge).
+        r: tokens to remove, ``0 <= r <= (N - 1) // 2`` (a Python int).
     Returns:
-        ``[B, K - r, K]`` 0/1 matrix. Rows: first the ``floor(K/2)`` B tokens (each with the A tokens merged into
-        it), then the ``ceil(K/2) - r`` unmatched A tokens in their input order.
+        ``(tokens [B, N - r, C], sizes [B, N - r])``.
     """
-    count = int(metric.shape[1])  # a Python int, so the exported graph keeps constant sizes
-    n_a, n_b = (count + 1) // 2, count // 2
-    with torch.no_grad():
-        match = bipartite_match(metric[:, 0::2], metric[:, 1::2], r)
-        order = torch.cat([match.src, match.unm], dim=1)  # [B, Ka]: matched, then unmatched A tokens
-        place = inverse_permutation(order)  # [B, Ka]: where each A token is in that order
-        # output row by place: the partner's row for the matched, the rows after the B tokens for the unmatched
-        unmatched_rows = torch.arange(n_b, n_b + n_a - r, device=metric.device).expand(order.shape[0], -1)
-        dest_a = torch.cat([match.dst, unmatched_rows], dim=1).gather(1, place)  # [B, Ka]
-        # output row of every input token, in the input order (A_i at 2i, B_j at 2j + 1 keeps row j)
-        dest_b = torch.arange(n_b, device=metric.device).unsqueeze(0).expand(dest_a.shape[0], -1)  # [B, Kb]
-        to_input = torch.tensor([i // 2 if i % 2 == 0 else n_a + i // 2 for i in range(count)],
-                                device=metric.device)
-        dest = torch.cat([dest_a, dest_b], dim=1).index_select(1, to_input)  # [B, K]
-        return assignment(dest, count - r, metric.dtype)  # [B, K - r, K]: one 1 per column
+    if size is None:
+        size = torch.ones_like(x[:, :, 0])  # [B, N]
+    match = bipartite_match(metric[:, 0::2], metric[:, 1::2], r, protect_first=True)
+    x_a, x_b = x[:, 0::2], x[:, 1::2]  # [B, Ka, C], [B, Kb, C]
+    s_a, s_b = size[:, 0::2], size[:, 1::2]  # [B, Ka], [B, Kb]
+    merged, s_merged = weighted_merge(x_a, x_b, s_a, s_b, match)  # [B, Kb, C], [B, Kb]
+    unmatched, s_unm = gather_tokens(x_a, match.unm), s_a.gather(1, match.unm)  # [B, Ka - r, C], [B, Ka - r]
+    return torch.cat([unmatched, merged], dim=1), torch.cat([s_unm, s_merged], dim=1)

@@ -10,10 +10,19 @@ Inside a reducing block (EViT's and BAT's placement, METHOD.md)::
     x = x + attn(norm1(x))      # also yields the class attention and ToMe's key metric
     x = reduce(x, ...)          # [B, N, C] -> [B, N', C]
     x = x + mlp(norm2(x))
+
+ToMe (``tome/patch/timm.py`` of facebookresearch/ToMe, ``prop_attn=True``) also carries every token's size (how many
+input tokens it stands for) from block to block and adds ``log(size)`` to the attention logits. The reference keeps
+the sizes in a dict shared by the model and all its blocks; here ``model.blocks`` becomes a
+:class:`SizeTrackingBlocks` (its class swapped, like the blocks', so the state_dict is unchanged) that creates one
+:class:`TokenSizes` per forward pass and hands it to every block as a keyword argument. A block still takes and
+returns ``[B, N, C]`` tokens (forward hooks see them as before); the sizes live only as long as the pass, so the
+model keeps no tensor between calls and two passes cannot see each other's sizes.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -36,7 +45,7 @@ class AttentionOutput(NamedTuple):
 
 
 def attention_with_importance(attn: Attention, x: torch.Tensor, importance: bool = True,
-                              metric: bool = False) -> AttentionOutput:
+                              metric: bool = False, bias: torch.Tensor | None = None) -> AttentionOutput:
     """timm ``Attention.forward`` that also returns the class token's attention row and/or the mean key.
 
     Follows timm's own forward (gate, q/k norm, scale norm, fused or explicit attention). With fused attention
@@ -44,7 +53,9 @@ def attention_with_importance(attn: Attention, x: torch.Tensor, importance: bool
     The exported graph keeps this form too: its MatMul/Softmax/MatMul stays the plain attention pattern that
     TensorRT can fuse, because nothing else reads the Softmax output (reading the row from the matrix instead was
     measured on ONNX Runtime CPU and gave no difference we could tell from noise).
-    What is not asked for is not computed and comes back as ``None``.
+    What is not asked for is not computed and comes back as ``None``. ``bias`` (``[B, 1, 1, N]``, ToMe's
+    ``log(size)``) is added to the attention logits before the softmax: fused attention takes it as its additive
+    ``attn_mask``; in the exported graph it is one Add before the Softmax.
     """
     B, N, _ = x.shape
     gate = attn.gate(x).sigmoid() if attn.gate is not None else None
@@ -53,11 +64,15 @@ def attention_with_importance(attn: Attention, x: torch.Tensor, importance: bool
     q, k = attn.q_norm(q), attn.k_norm(k)
     cls_attn = None
     if attn.fused_attn:
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=attn.attn_drop.p if attn.training else 0.0)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
+                                           dropout_p=attn.attn_drop.p if attn.training else 0.0)
         if importance:
-            cls_attn = merge.class_attention(q, k, attn.scale)  # [B, N-1]
+            cls_attn = merge.class_attention(q, k, attn.scale, bias)  # [B, N-1]
     else:
-        a = ((q * attn.scale) @ k.transpose(-2, -1)).softmax(dim=-1)  # [B, H, N, N]
+        a = (q * attn.scale) @ k.transpose(-2, -1)  # [B, H, N, N]
+        if bias is not None:
+            a = a + bias
+        a = a.softmax(dim=-1)
         if importance:
             cls_attn = a[:, :, 0, 1:].mean(dim=1)  # [B, N-1]
         y = attn.attn_drop(a) @ v
@@ -69,14 +84,17 @@ def attention_with_importance(attn: Attention, x: torch.Tensor, importance: bool
 
 
 def reduce_tokens(x: torch.Tensor, out: AttentionOutput, stage: Stage) -> torch.Tensor:
-    """Apply one stage: ``[B, N, C] -> [B, stage.n_out, C]``, class token first."""
+    """Apply one stage: ``[B, N, C] -> [B, stage.n_out, C]``, class token first.
+
+    ToMe's stages also need and produce token sizes: :meth:`ReductionBlock.forward` calls
+    :func:`~tdm_edge.reduce.merge.tome_merge` for them.
+    """
     if stage.method == "slice":  # not a pruning method: the zero-cost floor that latency benchmarks compare with
         return x[:, :stage.n_out]
+    if stage.method == "tome":
+        raise ValueError("ToMe stages carry token sizes: use merge.tome_merge(x, metric, size, r)")
     cls = x[:, :1]  # [B, 1, C]
     w = out.importance
-    if stage.method == "tome":
-        kept = merge.combine(x[:, 1:], merge.bipartite_assignment(out.metric[:, 1:], stage.pairs))
-        return torch.cat([cls, kept], dim=1)
     if stage.method == "random":
         w = torch.rand(x.shape[0], x.shape[1] - 1, device=x.device)  # [B, N-1]
     att, inatt = merge.decouple(w, stage.keep)  # [B, K], [B, L]
@@ -106,23 +124,57 @@ def reduce_tokens(x: torch.Tensor, out: AttentionOutput, stage: Stage) -> torch.
 IMPORTANCE_METHODS = ("bat", "evit")
 
 
+@dataclass
+class TokenSizes:
+    """ToMe's token sizes during one forward pass: ``value [B, N]`` for the tokens entering the next block, each the
+    number of input tokens (class token or patches) it stands for; ``None`` while nothing has merged (all ones)."""
+
+    value: torch.Tensor | None = None
+
+
 class ReductionBlock(Block):
-    """A timm ``Block`` whose class was swapped in by :func:`patch_vit`; ``tdm_stage`` is fixed per block."""
+    """A timm ``Block`` whose class was swapped in by :func:`patch_vit`; ``tdm_stage`` is fixed per block.
+
+    ``tdm_token_sizes`` (ToMe) makes every block of the model, merging or not, read the sizes from the
+    :class:`TokenSizes` it is given (proportional attention) and a merging block replace them.
+    """
 
     tdm_stage: Stage | None = None
+    tdm_token_sizes: bool = False
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None,
-                is_causal: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False,
+                token_sizes: TokenSizes | None = None) -> torch.Tensor:
         stage = self.tdm_stage
-        if stage is None:
+        if stage is None and not self.tdm_token_sizes:
             return super().forward(x, attn_mask=attn_mask, is_causal=is_causal)
         if attn_mask is not None or is_causal:
             raise ValueError("token reduction does not support attention masks")
-        out = attention_with_importance(self.attn, self.norm1(x), importance=stage.method in IMPORTANCE_METHODS,
-                                        metric=stage.method == "tome")
+        if not self.tdm_token_sizes:
+            out = attention_with_importance(self.attn, self.norm1(x), importance=stage.method in IMPORTANCE_METHODS)
+            x = x + self.drop_path1(self.ls1(out.x))  # [B, N, C]
+            x = reduce_tokens(x, out, stage)  # [B, N', C]
+            return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
+        if token_sizes is None:
+            raise ValueError("ToMe blocks need the token sizes of the forward pass: run them through model.blocks "
+                             "(timm's gradient checkpointing and forward_intermediates call blocks one by one)")
+        size = token_sizes.value  # [B, N] or None (all ones)
+        bias = None if size is None else size.log()[:, None, None, :]  # [B, 1, 1, N]: proportional attention
+        out = attention_with_importance(self.attn, self.norm1(x), importance=False, metric=stage is not None,
+                                        bias=bias)
         x = x + self.drop_path1(self.ls1(out.x))  # [B, N, C]
-        x = reduce_tokens(x, out, stage)  # [B, N', C]
+        if stage is not None:
+            x, token_sizes.value = merge.tome_merge(x, out.metric, size, stage.pairs)  # [B, N', C], [B, N']
         return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
+
+
+class SizeTrackingBlocks(torch.nn.Sequential):
+    """``model.blocks`` of a ToMe model: runs the blocks in order with one fresh :class:`TokenSizes` per pass."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sizes = TokenSizes()
+        for blk in self:
+            x = blk(x, token_sizes=sizes)  # [B, N_i, C]
+        return x
 
 
 def count_tokens(model: VisionTransformer) -> int:
@@ -139,6 +191,8 @@ def _check_model(model: torch.nn.Module) -> None:
                          f"class token: {model.cls_token is not None})")
     if getattr(model.patch_embed, "dynamic_img_size", False) or getattr(model, "dynamic_img_size", False):
         raise PatchError("fixed token counts need a fixed image size; create the model without dynamic_img_size")
+    if type(model.blocks) not in (torch.nn.Sequential, SizeTrackingBlocks):
+        raise PatchError(f"model.blocks is {type(model.blocks).__name__}; timm's nn.Sequential of blocks expected")
     for i, blk in enumerate(model.blocks):
         if not isinstance(blk, Block) or type(blk.attn) is not Attention:
             raise PatchError(f"block {i} is {type(blk).__name__} with {type(getattr(blk, 'attn', None)).__name__}; "
@@ -152,7 +206,8 @@ def patch_vit(model: VisionTransformer, method: str = "bat", keep_rate: float = 
 
     Args:
         model: a timm ``VisionTransformer`` (DeiT/ViT of any size and fixed image size).
-        method: ``bat``, ``evit`` (top-K plus one fused token), ``tome`` (r merges in every block),
+        method: ``bat``, ``evit`` (top-K plus one fused token), ``tome`` (r merges in every block, token sizes
+            and proportional attention as facebookresearch/ToMe),
             ``random`` (a control: K random tokens kept) or ``none``.
         keep_rate: rho in (0, 1]; a stage with N tokens keeps ``ceil(rho * (N-1))`` patch tokens.
         prune_blocks: 0-based blocks that reduce (BAT/EViT/random); default the 4th, 7th and 10th of 12.
@@ -167,9 +222,12 @@ def patch_vit(model: VisionTransformer, method: str = "bat", keep_rate: float = 
     _check_model(model)
     schedule = build_schedule(count_tokens(model), len(model.blocks), method, keep_rate, prune_blocks,
                               cluster_ratio, knn, tome_r)
+    tome = schedule.method == "tome"
+    model.blocks.__class__ = SizeTrackingBlocks if tome else torch.nn.Sequential
     for i, blk in enumerate(model.blocks):
         blk.__class__ = ReductionBlock
         blk.tdm_stage = schedule.stage_at(i)
+        blk.tdm_token_sizes = tome
     model.tdm_schedule = schedule
     return model
 
@@ -179,5 +237,5 @@ def schedule_of(model: torch.nn.Module) -> Schedule | None:
     return getattr(model, "tdm_schedule", None)
 
 
-__all__ = ["AttentionOutput", "PatchError", "ReductionBlock", "ScheduleError", "attention_with_importance",
-           "count_tokens", "patch_vit", "reduce_tokens", "schedule_of"]
+__all__ = ["AttentionOutput", "PatchError", "ReductionBlock", "ScheduleError", "SizeTrackingBlocks", "TokenSizes",
+           "attention_with_importance", "count_tokens", "patch_vit", "reduce_tokens", "schedule_of"]

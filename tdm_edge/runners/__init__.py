@@ -1,12 +1,22 @@
 """One runner interface for every backend: ``with Runner(...) as r: outputs = r.infer(feed)``.
 
-``PyTorchRunner`` and ``OnnxRuntimeRunner`` live here; TensorRT's runner comes with the TensorRT backend.
-ONNX Runtime (and later TensorRT) are imported only when a runner of theirs is activated.
+  base.py        the interface (after Polygraphy's BaseRunner): activate/deactivate, checked feeds, timing
+  pytorch.py     ``PyTorchRunner``: a torch module
+  onnxrt.py      ``OnnxRuntimeRunner``: an ONNX file in ONNX Runtime
+  preprocess.py  frames -> the model's input tensor, from the model's own metadata
+
+Names are loaded on first use, so ``tdm_edge.runners.base`` or ``.preprocess`` import neither torch nor ONNX Runtime.
 """
 
-from .base import FeedError, Runner, RunnerError, TensorMeta, check_feed
-from .onnxrt import OnnxRuntimeRunner
-from .pytorch import PyTorchRunner, vit_input_metadata
+from importlib import import_module
 
-__all__ = ["FeedError", "OnnxRuntimeRunner", "PyTorchRunner", "Runner", "RunnerError", "TensorMeta", "check_feed",
-           "vit_input_metadata"]
+_NAMES = {"FeedError": "base", "Runner": "base", "RunnerError": "base", "TensorMeta": "base", "check_feed": "base",
+          "OnnxRuntimeRunner": "onnxrt", "PyTorchRunner": "pytorch", "vit_input_metadata": "pytorch"}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        return getattr(import_module(f".{_NAMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

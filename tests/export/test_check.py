@@ -1,4 +1,4 @@
-"""``tdm-edge check``: one small hand-built graph per rule, the exported BAT model, and the command line."""
+"""``tdm-edge check``: the driver on small hand-built graphs, the models we export, and the command line."""
 
 from __future__ import annotations
 
@@ -7,29 +7,13 @@ import onnx
 import pytest
 from onnx import TensorProto as T
 from onnx import helper as h
-from onnx import numpy_helper
 
 from tdm_edge import cli
 from tdm_edge.export.check import TRT_VERSIONS, Finding, check_file, check_model
 from tdm_edge.errors import UsageError
 
 from ..conftest import tiny_vit
-
-
-def make_model(nodes, inputs, outputs, inits=(), opset=17, domains=()):
-    """A model from ``(name, elem_type, shape)`` inputs/outputs and ``{name: array}`` initializers."""
-    graph = h.make_graph(
-        nodes, "g", [h.make_tensor_value_info(*i) for i in inputs], [h.make_tensor_value_info(*o) for o in outputs],
-        [numpy_helper.from_array(np.asarray(v), name) for name, v in dict(inits).items()])
-    return h.make_model(graph, opset_imports=[h.make_opsetid("", opset), *domains])
-
-
-def names(findings: list[Finding]) -> list[str]:
-    return [f.node for f in findings]
-
-
-def const(name: str, value) -> onnx.NodeProto:
-    return h.make_node("Constant", [], [name], name=f"c_{name}", value=numpy_helper.from_array(np.asarray(value)))
+from .onnx_graphs import const, make_model, names
 
 
 def clean_model() -> onnx.ModelProto:
@@ -74,8 +58,10 @@ def test_later_10x_op_names_the_release_and_custom_domain_needs_a_plugin():
                        [("x", T.FLOAT, [1, 1, 4, 4]), ("off", T.FLOAT, [1, 2, 4, 4])], [("z", T.FLOAT, None)],
                        {"w": np.ones((1, 1, 1, 1), np.float32)}, opset=19, domains=[h.make_opsetid("com.example", 1)])
     found = check_model(model, "10")
-    assert names(found) == ["deform", "custom"]
-    assert "supported from TensorRT 10.1" in found[0].reason and "needs a plugin" in found[1].reason
+    assert names(found) == ["deform", "custom"] and [f.kind for f in found] == ["unsupported", "plugin"]
+    assert "supported from TensorRT 10.1" in found[0].reason
+    assert found[1].reason.startswith("needs plugin 'MyOp' (version 1, namespace '') loaded")
+    assert names(check_model(model, "10.1")) == ["custom"]  # 10.1 imports DeformConv
     assert names(check_model(model, "11")) == ["custom"]
 
 
@@ -109,10 +95,10 @@ def test_topk_with_dynamic_k_is_flagged_once():
 
 
 @pytest.mark.parametrize("trt", TRT_VERSIONS)
-def test_topk_k_must_stay_below_3840(trt):
-    found = check_model(topk_model(k_value=4000, n=5000), trt)
-    assert names(found) == ["topk"] and "K = 4000" in found[0].reason
-    assert check_model(topk_model(k_value=3839, n=5000), trt) == []
+def test_topk_k_up_to_3840(trt):
+    found = check_model(topk_model(k_value=3841, n=5000), trt)
+    assert names(found) == ["topk"] and "K = 3841" in found[0].reason
+    assert check_model(topk_model(k_value=3840, n=5000), trt) == []  # ITopKLayer: "values up to 3840"
 
 
 def test_topk_k_attribute_form_before_opset_10():
@@ -220,7 +206,7 @@ def test_shape_from_tensor_values_is_unresolved_but_from_input_shapes_is_fine():
     assert check_model(shape_shaped, "10") == []
 
 
-# --- the exported BAT model ------------------------------------------------------------------------------------
+# --- the exported models ----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def tiny_bat():
@@ -242,8 +228,8 @@ def export(model, path, opset, dynamic_batch=False):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
 def test_exported_bat_model(tiny_bat, tmp_path):
     model = export(tiny_bat, tmp_path / "bat17.onnx", 17)
-    assert check_model(model, "10") == []
-    assert check_model(model, "8.6") == []
+    for trt in ("8.6", "10.0", "10", "11"):
+        assert check_model(model, trt) == [], trt
     # opset 17 exports LayerNormalization, which only the 8.6+ parser imports: all 9 LayerNorms (2 per block + final)
     found = check_model(model, "8.5")
     assert {f.op_type for f in found} == {"LayerNormalization"} and len(found) == 2 * 4 + 1
@@ -258,6 +244,18 @@ def test_exported_bat_model_with_dynamic_batch(tiny_bat, tmp_path):
     # the merge ops pass every size (TopK's K included) as a Python int, so even with a dynamic batch K is an
     # initializer, which the 8.5 importer asserts (a K computed from Shape(...) is flagged: see the TopK tests above)
     assert check_model(model, "8.5") == []
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
+@pytest.mark.parametrize("method, options", [("evit", {"keep_rate": 0.7, "prune_blocks": (1, 2)}),
+                                             ("tome", {"tome_r": 4})])
+def test_exported_evit_and_tome_are_clean_for_every_target(method, options, tmp_path):
+    from tdm_edge.reduce.patch import patch_vit
+
+    model = export(patch_vit(tiny_vit(patch_size=8), method=method, **options), tmp_path / "m.onnx", 16,
+                   dynamic_batch=True)
+    for trt in ("8.5", "8.6", "10.0", "10", "11"):
+        assert check_model(model, trt) == [], trt
 
 
 # --- the command line -----------------------------------------------------------------------------------------

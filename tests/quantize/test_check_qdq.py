@@ -34,8 +34,13 @@ def test_a_symmetric_int8_pair_and_per_channel_weight_are_clean():
     assert qdq_findings(model, "8.5") == [] and check_model(model, "8.5") == []
 
 
+def test_uint8_zero_point_is_reported_once_by_the_whole_lint():
+    reasons = [f.reason for f in check_model(_linear(zp=np.uint8(0), act_scale=np.float32(0.1)), "8.5")
+               if f.node == "q"]
+    assert len([r for r in reasons if "UINT8" in r]) == 1, reasons
+
+
 @pytest.mark.parametrize("model, trt, expected", [
-    (_linear(zp=np.uint8(0)), "8.5", "quantized type UINT8"),
     (_linear(zp=np.int8(3)), "10", "zero point is not 0"),
     (_linear(axis=0, w_scale=np.full(4, 0.05, np.float32)), "10", "output channels of MatMul mm are on axis 1"),
     (_linear(act_scale=np.float32(-1.0)), "10", "scale is not positive"),

@@ -113,7 +113,8 @@ def test_dpc_knn_breaks_exact_ties_like_exact_arithmetic(seed):
 
 
 def _matching_reference(metric, r):
-    """ToMe bipartite matching with loops: returns the output groups as sorted lists of input indices."""
+    """ToMe-style bipartite matching (BAT's attentive pairs; no protected token) with loops: returns the output
+    groups (each B token with its matches, then the unmatched A tokens) as sorted lists of input indices."""
     k = metric.shape[0]
     m = metric / metric.norm(dim=-1, keepdim=True)
     a_idx, b_idx = list(range(0, k, 2)), list(range(1, k, 2))
@@ -129,24 +130,30 @@ def _matching_reference(metric, r):
     return [sorted(g) for g in groups]
 
 
+def _groups(matching, k):
+    """Output groups of an alternate A/B matching of ``k`` tokens, as :func:`_matching_reference` lists them."""
+    src, dst, unm = (t.tolist() for t in matching)
+    groups = [[2 * j + 1] + [2 * a for a, d in zip(src, dst) if d == j] for j in range(k // 2)]
+    return [sorted(g) for g in groups + [[2 * a] for a in unm]]
+
+
 @pytest.mark.parametrize("seed,k,r", [(0, 10, 3), (1, 11, 6), (2, 8, 0), (3, 9, 5)])
-def test_bipartite_assignment_matches_loop_reference(seed, k, r):
+def test_alternate_bipartite_match_matches_loop_reference(seed, k, r):
     torch.manual_seed(seed)
     metric = torch.randn(2, k, 6, dtype=torch.float64)
-    s = merge.bipartite_assignment(metric, r)
-    assert s.shape == (2, k - r, k)
+    m = merge.bipartite_match(metric[:, 0::2], metric[:, 1::2], r)
     for b in range(2):
-        groups = [sorted(torch.nonzero(row).flatten().tolist()) for row in s[b]]
-        assert groups == _matching_reference(metric[b], r)
-        assert torch.equal(s[b].sum(0), torch.ones(k, dtype=s.dtype))  # every token in exactly one output
+        assert _groups(merge.Matching(*(t[b] for t in m)), k) == _matching_reference(metric[b], r)
 
 
-def test_bipartite_assignment_is_deterministic_under_ties():
+def test_bipartite_match_is_deterministic_under_ties():
     metric = torch.ones(1, 8, 4)  # all similarities equal
-    s = merge.bipartite_assignment(metric, 2)
+    m = merge.bipartite_match(metric[:, 0::2], metric[:, 1::2], 2)
     # A = 0,2,4,6 all pick B token 1 (lowest index); the two merged are A tokens 0 and 2 (lowest index first)
-    assert sorted(torch.nonzero(s[0, 0]).flatten().tolist()) == [0, 1, 2]
-    assert [sorted(torch.nonzero(r).flatten().tolist()) for r in s[0, 4:]] == [[4], [6]]
+    assert _groups(merge.Matching(*(t[0] for t in m)), 8) == [[0, 1, 2], [3], [5], [7], [4], [6]]
+    protected = merge.bipartite_match(metric[:, 0::2], metric[:, 1::2], 2, protect_first=True)
+    # ToMe's class token (A token 0) never merges: A tokens 2 and 4 merge instead
+    assert _groups(merge.Matching(*(t[0] for t in protected)), 8) == [[1, 2, 4], [3], [5], [7], [0], [6]]
 
 
 def test_bipartite_match_keeps_the_r_best_edges_listed_in_a_order():

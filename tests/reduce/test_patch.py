@@ -12,6 +12,7 @@ from tdm_edge.reduce.patch import PatchError, attention_with_importance, patch_v
 from tdm_edge.reduce.schedule import ScheduleError, Stage
 
 from ..conftest import tiny_vit
+from .test_merge import _matching_reference
 
 
 def _block_outputs(model, image):
@@ -68,9 +69,9 @@ def test_bat_stage_keeps_cls_first_and_matches_a_composed_reference():
         att, inatt = order[:14], order[14:]
         xa, wa = x[b, 1:][att], importance[b, att]
         xi, wi = x[b, 1:][inatt], importance[b, inatt]
-        s = merge.bipartite_assignment(xa[None], 3)[0]
+        groups = _matching_reference(xa, 3)  # B tokens with their matches, then unmatched A tokens
         labels = merge.dpc_knn(xi[None], 3, 3)[0]
-        expected = [(xa * (row * wa)[:, None]).sum(0) / (row * wa).sum() for row in s]
+        expected = [(xa[g] * wa[g, None]).sum(0) / wa[g].sum() for g in groups]
         expected += [(xi * ((labels == c) * wi)[:, None]).sum(0) / ((labels == c) * wi).sum() for c in range(3)]
         assert torch.allclose(out[b, 1:], torch.stack(expected), atol=1e-6)
 

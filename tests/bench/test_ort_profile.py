@@ -1,5 +1,5 @@
-"""The benchmarks' own logic: ort_latency.py's statistics on synthetic timings, ort_profile.py's node matching on
-synthetic traces and on a real profile of a tiny BAT graph."""
+"""benchmarks/ort_profile.py's node matching on synthetic traces and on a real profile of a tiny BAT graph (the
+statistics of tdm_edge.bench are tested in tests/bench)."""
 
 import importlib.util
 import sys
@@ -7,49 +7,12 @@ from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "ort_latency.py"
-
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("ort_latency", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_paired_ratio_cancels_a_drift_that_hits_both_models_in_a_round(bench):
-    # the machine slows down 3x over the run; BAT is always 4 % slower than ideal within a round
-    ideal = [[10.0 * (1 + i / 10), 10.0 * (1 + i / 10) + 0.1] for i in range(21)]
-    bat = [[1.04 * t for t in rnd] for rnd in ideal]
-    assert bench.paired_ratio(bat, ideal) == pytest.approx(1.04)
-    # one round disturbed by a stall in one model only moves the median of the rounds not at all
-    bat[5] = [100.0, 100.0]
-    assert bench.paired_ratio(bat, ideal) == pytest.approx(1.04)
-
-
-def test_summarise_reports_the_median_over_repeats_and_their_range(bench):
-    def repeat(bat_factor):
-        ideal = [[20.0, 21.0] for _ in range(5)]
-        return {"unpruned": [[30.0, 30.0]] * 5, "bat": [[bat_factor * t for t in r] for r in ideal],
-                "evit": [[1.01 * t for t in r] for r in ideal], "ideal": ideal}
-
-    summary = bench.summarise([repeat(1.02), repeat(1.05), repeat(1.03)])
-    assert summary["ratios_per_repeat"]["bat/ideal"] == [1.02, 1.05, 1.03]
-    assert summary["bat_over_ideal_pct"] == pytest.approx(3.0)
-    assert summary["bat_over_ideal_pct_range"] == pytest.approx([2.0, 5.0])
-    assert summary["ratios"]["evit/ideal"] == pytest.approx(1.01)
-    assert summary["ratios"]["ideal/unpruned"] == pytest.approx(20.5 / 30.0, abs=1e-4)
-    assert summary["per_model"]["ideal"]["n"] == 30 and summary["per_model"]["ideal"]["median_ms"] == 20.5
-
-
-# ---- benchmarks/ort_profile.py: where the added time goes
+_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "ort_profile.py"
 
 
 @pytest.fixture(scope="module")
 def prof():
-    path = _PATH.parent / "ort_profile.py"
-    spec = importlib.util.spec_from_file_location("ort_profile", path)
+    spec = importlib.util.spec_from_file_location("ort_profile", _PATH)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve their annotations through sys.modules
     spec.loader.exec_module(module)
@@ -86,18 +49,19 @@ def test_compare_shares_equal_signatures_and_charges_the_surplus_to_the_model(pr
     assert c.by_op() == [("Add", 1, 7.0), ("TopK", 1, 3.0)]
 
 
-def test_profile_of_a_real_bat_graph_finds_its_selection_ops_as_added_work(prof, bench, tmp_path):
+def test_profile_of_a_real_bat_graph_finds_its_selection_ops_as_added_work(prof, tmp_path):
     import onnx
 
+    from tdm_edge.bench.models import ideal_model
     from tdm_edge.export.onnx_export import export_onnx
     from tdm_edge.reduce.patch import patch_vit
-    from tests.conftest import tiny_vit
+    from ..conftest import tiny_vit
 
     paths = {}
     for key in ("bat", "ideal"):
         model = patch_vit(tiny_vit(), "bat", keep_rate=0.7)
         if key == "ideal":
-            bench.ideal_model(model)
+            ideal_model(model)
         paths[key] = str(tmp_path / f"{key}.onnx")
         export_onnx(model, paths[key], batch=1, verify=False)
     bat, ideal = (prof.profile(paths[k], runs=3, warmup=1) for k in ("bat", "ideal"))

@@ -1,0 +1,150 @@
+"""``tdm-edge bench`` and ``tdm-edge tune``: parsed and checked here, without importing torch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from ..errors import UsageError
+from .backends import BACKENDS, PRECISIONS, check_backend
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """``"1,8,64"`` -> ``(1, 8, 64)``; every value a positive integer."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return values
+
+
+def rate_list(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated keep rates, got {text!r}") from None
+    if not values or any(not 0.0 < v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"keep rates must be in (0, 1], got {text!r}")
+    return tuple(sorted(set(values), reverse=True))
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="deit_small_patch16_224", help="timm ViT name (default deit_small_patch16_224)")
+    p.add_argument("--method", default="bat", choices=["bat", "evit", "tome"], help="reduction under test")
+    p.add_argument("--checkpoint", default=None, help="weights (default: random, made trained-like; a warning says so)")
+    p.add_argument("--backend", default="ort", help=f"one of {', '.join(BACKENDS)} (default ort)")
+    p.add_argument("--precision", default="fp32", help="fp32 | fp16 | int8, as the backend allows")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for ort/torch (default 2)")
+    p.add_argument("--img-size", type=int, default=None, help="input size in pixels (default: the model's)")
+
+
+def _check_common(args: argparse.Namespace) -> None:
+    check_backend(args.backend, args.precision)
+    if args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
+    if args.img_size is not None and not 16 <= args.img_size <= 4096:
+        raise UsageError(f"--img-size must be in 16..4096, got {args.img_size}")
+    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
+        raise UsageError(f"checkpoint not found: {args.checkpoint}")
+
+
+def _model_kwargs(args: argparse.Namespace) -> dict:
+    return {} if args.img_size is None else {"img_size": args.img_size}
+
+
+def _warn_random(args: argparse.Namespace, command: str) -> None:
+    from ..provenance import warn_if_random
+
+    warn_if_random({"weights": "random"} if args.checkpoint is None else {"weights": {}}, command)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    _check_common(args)
+    if args.runs < 1 or args.repeats < 1:
+        raise UsageError("--runs and --repeats must be >= 1")
+    for path in (args.json, args.plot):
+        if path and (os.path.isdir(path) or not os.path.isdir(os.path.dirname(os.path.abspath(path)))):
+            raise UsageError(f"cannot write {path}: not a file path in an existing folder")
+    start = time.perf_counter()
+    _warn_random(args, "bench")
+    from .run import BenchConfig, run_bench, table
+
+    cfg = BenchConfig(model=args.model, keep_rate=args.keep_rate, method=args.method, checkpoint=args.checkpoint,
+                      backend=args.backend, precision=args.precision, batches=args.batch, threads=args.threads,
+                      rounds=args.runs, repeats=args.repeats, extras=tuple(args.extra),
+                      model_kwargs=_model_kwargs(args))
+    result = run_bench(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(table(result))
+    if args.json:
+        _write_atomic(args.json, json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    if args.plot:
+        from .plot import plot_bench
+
+        plot_bench(result, args.plot)
+        print(f"wrote {args.plot}")
+    print(f"{time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    _check_common(args)
+    if args.target_fps <= 0:
+        raise UsageError(f"--target-fps must be > 0, got {args.target_fps}")
+    from ..export.onnx_export import check_output_path
+
+    check_output_path(args.output[: -len(".engine")] + ".onnx" if args.output.endswith(".engine") else args.output)
+    _warn_random(args, "tune")
+    from .tune import ladder_table, measure_ladder, pick, write_choice
+
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    rungs, models = measure_ladder(args.model, args.keep_rates, args.backend, args.precision, args.method,
+                                   args.checkpoint, args.threads, rounds=args.runs, log=log,
+                                   **_model_kwargs(args))
+    chosen = pick(rungs, args.target_fps)
+    print(ladder_table(rungs, args.target_fps, chosen))
+    if chosen is None:
+        best = max(rungs, key=lambda r: r.fps)
+        print(f"tdm-edge tune: no keep rate reaches {args.target_fps:g} FPS on this device (best: "
+              f"{best.fps:.1f} FPS at keep rate {best.keep_rate}); nothing written", file=sys.stderr)
+        return 1
+    print(f"chosen: keep rate {chosen.keep_rate} ({chosen.fps:.1f} FPS >= {args.target_fps:g})")
+    write_choice(models[chosen.keep_rate], args.output, args.backend, args.precision, args.model, log=log)
+    return 0
+
+
+def _write_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def add_commands(sub, parser_class) -> None:
+    from ..cli import _keep_rate
+
+    p = sub.add_parser("bench", help="latency of a pruned model against unpruned and the ideal slice, one run")
+    _common(p)
+    p.add_argument("--keep-rate", type=_keep_rate, default=0.7, help="rho in (0, 1] (default 0.7)")
+    p.add_argument("--batch", type=int_list, default=(1, 8), help="batch sizes, e.g. 1,8,64 (default 1,8)")
+    p.add_argument("--runs", type=int, default=20, help="interleaved rounds per process (default 20)")
+    p.add_argument("--repeats", type=int, default=3, help="fresh processes the measurement is repeated in (3)")
+    p.add_argument("--extra", action="append", default=[], choices=["evit", "tome"],
+                   help="also measure this method at the same keep rate (repeatable)")
+    p.add_argument("--json", default=None, help="write the result as JSON")
+    p.add_argument("--plot", default=None, help="write a PNG of the latencies")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("tune", help="the highest keep rate that meets a target FPS on this device")
+    _common(p)
+    p.add_argument("--target-fps", type=float, required=True, help="frames per second to meet at batch 1 (p50)")
+    p.add_argument("--keep-rates", type=rate_list, default=(1.0, 0.9, 0.8, 0.7, 0.6, 0.5),
+                   help="the ladder (default 1.0,0.9,0.8,0.7,0.6,0.5)")
+    p.add_argument("--runs", type=int, default=10, help="interleaved rounds (default 10)")
+    p.add_argument("-o", "--output", required=True, help="where the chosen model goes (.onnx, or .engine for trt)")
+    p.set_defaults(func=_cmd_tune)

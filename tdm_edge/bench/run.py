@@ -1,0 +1,161 @@
+"""One benchmark run: the compared models measured interleaved, repeated in fresh processes, with provenance.
+
+Method (what ``benchmarks/ort_latency.py`` learned on a shared 2-core VM): every model is warmed up, then each
+round runs every model ``per_round`` times, in an order rotated by one each round, so that clock and thermal drift
+hit all of them alike; ratios are paired by round; the whole measurement is repeated in ``repeats`` fresh
+processes, because the ratio between two models moved by up to +-1.5 % from one process to the next there, and
+the median over the processes is reported with its range.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from .backends import RunnerSpec, prepare
+from .stats import Rounds, pct, rotation, summarise
+
+PAIRS = (("pruned", "ideal"), ("pruned", "unpruned"), ("ideal", "unpruned"), ("evit", "ideal"),
+         ("evit", "unpruned"))
+
+
+@dataclass
+class BenchConfig:
+    model: str = "deit_small_patch16_224"
+    keep_rate: float = 0.7
+    method: str = "bat"
+    checkpoint: str | None = None
+    backend: str = "ort"
+    precision: str = "fp32"
+    batches: tuple[int, ...] = (1, 8)
+    threads: int | None = 2
+    warmup: int = 10
+    rounds: int = 20
+    repeats: int = 3
+    per_round: int | None = None  # iterations per model per round (default max(2, 10 // batch))
+    extras: tuple[str, ...] = ()
+    model_kwargs: dict = field(default_factory=dict)
+
+
+def measure(specs: dict[str, RunnerSpec], batch: int, shape: tuple[int, ...], warmup: int, rounds: int,
+            per_round: int) -> dict[str, Rounds]:
+    """Latencies in ms, ``{model: [[per_round times] for each round]}``; each round runs every model in turn."""
+    feed = {"input": np.random.default_rng(0).standard_normal((batch, *shape), dtype=np.float32)}
+    runners = {k: spec.make() for k, spec in specs.items()}
+    times: dict[str, Rounds] = {k: [] for k in specs}
+    for runner in runners.values():
+        runner.activate()
+    try:
+        for runner in runners.values():
+            for _ in range(warmup):
+                runner.infer(feed)
+        for i in range(rounds):
+            for key in rotation(list(runners), i):
+                times[key].append([])
+                for _ in range(per_round):
+                    runners[key].infer(feed, check_inputs=False)
+                    times[key][-1].append(runners[key].last_inference_time() * 1e3)
+    finally:
+        for runner in runners.values():
+            runner.deactivate()
+    return times
+
+
+def in_fresh_process(fn, *args):
+    """``fn(*args)`` in a new (spawned) Python process: new sessions, new memory, new threads."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def environment(cfg: BenchConfig) -> dict:
+    import torch
+
+    from .. import __version__
+
+    versions = {"tdm-edge": __version__, "torch": torch.__version__}
+    if cfg.backend == "ort":
+        import onnxruntime
+
+        versions["onnxruntime"] = onnxruntime.__version__
+    device = cpu_name()
+    if cfg.backend in ("torch-cuda", "trt") and torch.cuda.is_available():
+        device = torch.cuda.get_device_name(0)
+    return {"machine": {"device": device, "cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform()},
+            "versions": versions}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def run_bench(cfg: BenchConfig, log=print) -> dict:
+    """Measure ``cfg`` and return the result (JSON-ready): per batch, per-model percentiles and throughput, the
+    paired ratios, and the GMAC ratio beside them."""
+    from ..provenance import RANDOM, weights_record
+    from ..reduce.flops import flops_report
+    from .models import compared_models
+
+    log(f"building {cfg.model}: unpruned, {cfg.method} {cfg.keep_rate}, ideal slice{''.join(', ' + e for e in cfg.extras)}")
+    models = compared_models(cfg.model, cfg.keep_rate, cfg.method, cfg.checkpoint, cfg.extras, **cfg.model_kwargs)
+    macs = {k: flops_report(m, batch=1).gmacs for k, m in models.items()}
+    schedule = models["pruned"].tdm_schedule
+    result = {
+        "benchmark": f"{cfg.method} vs unpruned vs ideal slice",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        **environment(cfg),
+        "settings": {"model": cfg.model, "method": cfg.method, "keep_rate": cfg.keep_rate, "backend": cfg.backend,
+                     "precision": cfg.precision, "threads": cfg.threads, "warmup": cfg.warmup,
+                     "rounds": cfg.rounds, "repeats": cfg.repeats, "stage_tokens": schedule.stage_tokens,
+                     "weights": weights_record(cfg.checkpoint) if cfg.checkpoint else
+                     f"{RANDOM} (seed 0) + N(0, 0.02^2) on every parameter (trained-like)"},
+        "gmacs": {k: round(v, 4) for k, v in macs.items()},
+        "gmac_ratio": round(macs["pruned"] / macs["unpruned"], 4),
+        "batches": {},
+    }
+    shape = tuple(int(d) for d in (3, *models["pruned"].patch_embed.img_size))
+    with tempfile.TemporaryDirectory(prefix="tdm-bench-") as tmp:
+        for batch in cfg.batches:
+            log(f"batch {batch}: preparing {cfg.backend} {cfg.precision}")
+            specs = prepare(models, cfg.backend, cfg.precision, batch, tmp, cfg.threads, log)
+            per_round = cfg.per_round or max(2, 10 // batch)
+            repeats = []
+            for i in range(cfg.repeats):
+                repeats.append(in_fresh_process(measure, specs, batch, shape, cfg.warmup, cfg.rounds, per_round))
+                log(f"batch {batch}: process {i + 1}/{cfg.repeats} done")
+            entry = {"per_round": per_round, **summarise(repeats, PAIRS, batch), "times_ms": repeats}
+            entry["pruned_over_ideal_pct"] = pct(entry["ratios"]["pruned/ideal"])
+            result["batches"][str(batch)] = entry
+    return result
+
+
+def table(result: dict) -> str:
+    """The result as a Markdown table, one row per batch."""
+    s = result["settings"]
+    lines = [f"{s['model']} {s['method']} {s['keep_rate']} on {s['backend']} {s['precision']} "
+             f"({result['machine']['device']}); tokens {' -> '.join(map(str, s['stage_tokens']))}; "
+             f"GMAC ratio {result['gmac_ratio']:.3f}",
+             "",
+             "| batch | unpruned p50 ms | pruned p50 ms (p90, p99) | ideal p50 ms | pruned img/s | pruned / unpruned |"
+             " pruned over ideal (range) |",
+             "|---|---|---|---|---|---|---|"]
+    for batch, e in result["batches"].items():
+        pm, r, rng = e["per_model"], e["ratios"], e["ratio_ranges"]["pruned/ideal"]
+        lines.append(f"| {batch} | {pm['unpruned']['p50_ms']:.2f} | {pm['pruned']['p50_ms']:.2f} "
+                     f"({pm['pruned']['p90_ms']:.2f}, {pm['pruned']['p99_ms']:.2f}) | {pm['ideal']['p50_ms']:.2f} | "
+                     f"{pm['pruned']['images_per_s']:.1f} | {r['pruned/unpruned']:.3f} | "
+                     f"{e['pruned_over_ideal_pct']:+.2f} % ({pct(rng[0]):+.2f}..{pct(rng[1]):+.2f}) |")
+    return "\n".join(lines)

@@ -1,0 +1,98 @@
+"""``tdm-edge tune``: the highest keep rate that meets a target frame rate on this device.
+
+Every keep rate of a ladder is built from the same weights, prepared for the backend (exported, built), and
+measured at batch 1 interleaved in one fresh process; the chosen model is then exported (and verified) to the
+output path.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+
+from ..errors import UsageError
+from .run import in_fresh_process, measure
+from .stats import percentiles
+
+DEFAULT_LADDER = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
+
+
+@dataclass(frozen=True)
+class Rung:
+    keep_rate: float
+    stage_tokens: list[int]
+    gmacs: float
+    p50_ms: float
+    p90_ms: float
+
+    @property
+    def fps(self) -> float:
+        return 1e3 / self.p50_ms
+
+
+def pick(rungs: list[Rung], target_fps: float) -> Rung | None:
+    """The rung with the highest keep rate whose p50 frame rate meets ``target_fps``; None if none does."""
+    meeting = [r for r in rungs if r.fps >= target_fps]
+    return max(meeting, key=lambda r: r.keep_rate) if meeting else None
+
+
+def ladder_table(rungs: list[Rung], target_fps: float, chosen: Rung | None) -> str:
+    lines = ["| keep rate | tokens per stage | GMACs | p50 ms | p90 ms | FPS (p50) | meets target |",
+             "|---|---|---|---|---|---|---|"]
+    for r in sorted(rungs, key=lambda r: -r.keep_rate):
+        mark = "**chosen**" if r is chosen else ("yes" if r.fps >= target_fps else "no")
+        lines.append(f"| {r.keep_rate:.2f} | {' -> '.join(map(str, r.stage_tokens))} | {r.gmacs:.3f} | "
+                     f"{r.p50_ms:.2f} | {r.p90_ms:.2f} | {r.fps:.1f} | {mark} |")
+    return "\n".join(lines)
+
+
+def measure_ladder(name: str, keep_rates: tuple[float, ...], backend: str = "ort", precision: str = "fp32",
+                   method: str = "bat", checkpoint: str | None = None, threads: int | None = 2, rounds: int = 10,
+                   warmup: int = 5, log=print, **model_kwargs) -> tuple[list[Rung], dict]:
+    """Measure every keep rate; returns the rungs and the models (``{keep_rate: model}``) they were built from."""
+    import torch
+
+    from ..reduce.flops import flops_report
+    from ..reduce.models import create_model
+    from .backends import prepare
+    from .models import trained_like
+
+    torch.manual_seed(0)
+    base = create_model(name, method="none", checkpoint=checkpoint, **model_kwargs)
+    if checkpoint is None:
+        trained_like(base)
+    models = {}
+    for rate in keep_rates:
+        model = base if rate >= 1.0 else create_model(name, method=method, keep_rate=rate, **model_kwargs)
+        model.load_state_dict(base.state_dict())
+        models[rate] = model.eval()
+    with tempfile.TemporaryDirectory(prefix="tdm-tune-") as tmp:
+        specs = prepare({f"keep{r}": m for r, m in models.items()}, backend, precision, 1, tmp, threads, log)
+        shape = (3, *base.patch_embed.img_size)
+        log(f"measuring {len(specs)} keep rates interleaved ({rounds} rounds, batch 1)")
+        times = in_fresh_process(measure, specs, 1, shape, warmup, rounds, 5)
+    rungs = []
+    for rate, model in models.items():
+        stats = percentiles([t for rnd in times[f"keep{rate}"] for t in rnd])
+        report = flops_report(model, batch=1)
+        rungs.append(Rung(rate, report.stage_tokens, report.gmacs, stats["p50_ms"], stats["p90_ms"]))
+    return rungs, models
+
+
+def write_choice(model, output: str, backend: str, precision: str, name: str, log=print) -> str:
+    """Export the chosen model to ``output`` (.onnx, verified), and build the engine for ``backend == "trt"``."""
+    from ..export.onnx_export import export_onnx
+
+    if backend == "trt":
+        if not output.endswith(".engine"):
+            raise UsageError(f"with --backend trt the output is an engine: {output} should end in .engine")
+        onnx_path = output[: -len(".engine")] + ".onnx"
+        log(export_onnx(model, onnx_path, name=name).summary())
+        from ..engine.build import build_engine
+
+        build_engine(onnx_path, output, precision=precision)
+        return output
+    if not output.endswith(".onnx"):
+        raise UsageError(f"the output is an ONNX model: {output} should end in .onnx")
+    log(export_onnx(model, output, name=name).summary())
+    return output

@@ -1,0 +1,42 @@
+"""``tdm-edge build``: registered through :data:`tdm_edge.cli.STAGE_COMMANDS` (light: no tensorrt/onnx import here)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+PRECISIONS = ("fp32", "fp16", "int8")  # == versions.PRECISIONS; repeated so that --help needs no import
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from .build import BuildFailure, ParserFailure, build_engine
+
+    try:
+        report = build_engine(args.model, args.output, precision=args.precision, workspace_mib=args.workspace,
+                              timing_cache=args.timing_cache, dla_core=args.dla, plugins=args.plugins)
+    except ParserFailure as err:
+        for line in err.lines:
+            print(f"tdm-edge build: {line}", file=sys.stderr)
+        print(f"tdm-edge build: TensorRT's ONNX parser rejected {args.model} ({len(err.lines)} node(s)); "
+              f"tdm-edge check {args.model} --trt {err.generation} lints it without TensorRT", file=sys.stderr)
+        return 1
+    except BuildFailure as err:
+        print(f"tdm-edge build: {err}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0
+
+
+def add_commands(sub, parser_class: type[argparse.ArgumentParser]) -> None:
+    """Add ``build`` to the ``tdm-edge`` subcommands."""
+    p = sub.add_parser("build", help="build a TensorRT engine from an exported ONNX (TensorRT 8.5 to 11.x)")
+    p.add_argument("model", help="the .onnx file written by tdm-edge export (or quantize)")
+    p.add_argument("-o", "--output", required=True, help="the engine file; its sidecar OUTPUT.json goes beside it")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="default fp16 (int8 for a Q/DQ ONNX); TensorRT 11: the ONNX's own types, which it must match")
+    p.add_argument("--workspace", type=int, default=None, metavar="MiB", help="builder workspace limit in MiB")
+    p.add_argument("--timing-cache", default=None, metavar="F", help="timing cache file, read and updated")
+    p.add_argument("--dla", type=int, default=None, metavar="CORE", help="build for this DLA core (GPU fallback)")
+    p.add_argument("--plugins", action="append", default=[], metavar="PATH",
+                   help="plugin library to load (repeatable), e.g. the fused merge plugin")
+    p.set_defaults(func=_cmd_build)
