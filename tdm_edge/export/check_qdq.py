@@ -77,12 +77,12 @@ def qdq_findings(model: onnx.ModelProto, trt: str) -> list[tuple[str, str, str]]
                 and value(node.input[0]) is not None:
             pass  # int4 weight-only dequantization: TensorRT 10+
         elif qtype == TensorProto.UINT8 and zp_name:
-            pass  # an explicit UINT8 zero point: the importer rule (trt_ops, QuantDequantLinearHelper) reports it
+            zp = None  # an explicit UINT8 zero point: the importer rule (trt_ops) refuses the node, once
         elif qtype not in allowed:
             kind = TensorProto.DataType.Name(qtype) + (" (no zero point given)" if not zp_name else "")
             reasons.append(f"quantized type {kind}; TensorRT {trt} takes "
                            f"{' or '.join(TensorProto.DataType.Name(t) for t in sorted(allowed))}")
-        if zp_name and zp is None:
+        if zp_name and zp is None and qtype != TensorProto.UINT8:
             reasons.append("zero point is not a build-time constant")
         elif zp is not None and np.any(zp.astype(np.float64) != 0):
             reasons.append("zero point is not 0 (TensorRT quantizes symmetrically)")
