@@ -318,7 +318,8 @@ def calibrate(model_path: str | os.PathLike, output: str | os.PathLike, *, targe
     work.CopyFrom(proto)
     name_nodes(work)
     exclude = (*recipe.exclude_nodes, *(ranking_inputs(work) if recipe.float_ranking else ()))
-    nodes = select_nodes(work, recipe.quantize_attention, exclude)
+    dynamic = target == "cpu" and cpu_mode == "dynamic"  # run-time activation ranges: constant weights only
+    nodes = select_nodes(work, recipe.quantize_attention and not dynamic, exclude)
     unknown = sorted(set(recipe.exclude_nodes) - {n.name for n in work.graph.node})
     if unknown:
         raise UsageError(f"recipe {recipe.source}: excluded node(s) not in the model: {', '.join(unknown[:3])}")
