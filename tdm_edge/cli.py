@@ -99,7 +99,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     try:
         report = export_onnx(model, args.output, batch=args.batch, dynamic_batch=args.dynamic_batch,
                              opset=args.opset, verify=not args.no_verify, simplify=not args.no_simplify,
-                             name=args.model.removeprefix("tdm_"))
+                             name=args.model.removeprefix("tdm_"), merge=args.merge)
     except VerificationError as err:
         print(f"tdm-edge export: {err}", file=sys.stderr)
         return 1
@@ -140,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17, the newest TensorRT 8.5 parses)")
     p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch comparison")
     p.add_argument("--no-simplify", action="store_true", help="skip onnx-simplifier")
+    p.add_argument("--merge", choices=("ops", "plugin"), default="ops",
+                   help="BAT stages as standard ONNX ops (default) or as one TdmBatMerge TensorRT plugin node each")
     p.set_defaults(func=_cmd_export)
 
     from importlib import import_module

@@ -43,7 +43,7 @@ MODEL = "model"  # model-wide: opset, shape inference, graph inputs
 
 Rule = Callable[[ModelInfo, onnx.NodeProto, trt_ops.Target], Iterable["Finding"]]
 # Modules whose ``RULES`` list is applied to every node, imported on first use. Add yours (one line).
-RULE_MODULES: list[str] = ["tdm_edge.export.trt_rules"]
+RULE_MODULES: list[str] = ["tdm_edge.export.trt_rules", "tdm_edge.export.plugin_check"]
 
 
 @dataclass(frozen=True)

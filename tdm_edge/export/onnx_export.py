@@ -222,7 +222,8 @@ def _trace(model: torch.nn.Module, example: torch.Tensor, names: list[str], opse
 def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int = 1, dynamic_batch: bool = False,
                 opset: int = 17, verify: bool = True, simplify: bool = True, name: str | None = None,
                 labels: list[str] | None = None, atol: float = 1e-4, sidecar: bool = True,
-                verify_threads: int | None = None, native_layer_norm: bool = False) -> ExportReport:
+                verify_threads: int | None = None, native_layer_norm: bool = False,
+                merge: str = "ops") -> ExportReport:
     """Export a (patched) timm ViT to ONNX with static token counts and check it against PyTorch.
 
     Args:
@@ -238,6 +239,7 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int =
         labels: class names (default: ImageNet-1k descriptions from timm when the model has 1000 classes).
         native_layer_norm: keep ONNX LayerNormalization (TensorRT >= 8.6); by default it is written out in
             elementary ops so that TensorRT 8.5 parses the graph (ONNX Runtime and TensorRT 10 fuse it back).
+        merge: ``ops`` (standard ONNX ops) or ``plugin`` (one TdmBatMerge node per BAT stage, see plugin_graph.py).
     Returns:
         :class:`ExportReport`. Raises :class:`UsageError` (one line) for bad settings or an unwritable path.
     """
@@ -246,6 +248,9 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int =
     start = time.perf_counter()
     path = check_output_path(path)
     _check_model(model)
+    if merge != "ops":  # --merge plugin: tdm_edge/export/plugin_graph.py
+        from . import plugin_graph
+        plugin_graph.check_merge(model, merge)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise UsageError(f"batch must be a positive integer, got {batch!r}")
     if opset not in OPSETS:
@@ -285,6 +290,9 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int =
             report = _verify(model, proto, list(selections), metadata, static_batch, atol, verify_threads)
             if not report.ok:
                 raise VerificationError(f"verification failed, nothing written: {report.summary()}")
+        if merge == "plugin":  # the verified decomposed graph, its BAT stages traced as plugin nodes instead
+            proto = plugin_graph.to_plugin_graph(model, example, proto, metadata, opset=opset, dynamic=dynamic_batch,
+                                                 native_layer_norm=native_layer_norm, verify=verify, atol=atol)
     finally:
         model.train(was_training)
     side = sidecar_path(path) if sidecar else None

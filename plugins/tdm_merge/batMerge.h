@@ -1,0 +1,369 @@
+/*
+ * One BAT pruning stage (decouple, match, cluster, combine) for one image, written once for the GPU and the CPU.
+ *
+ * Mirrors tdm_edge/reduce/patch.py (reduce_tokens, method "bat") and tdm_edge/reduce/merge.py step for step, with
+ * the same names and the same tie rules: every sort is stable and descending (equal values keep the lower index
+ * first), every argmax/argmin takes the first extreme, DPC-kNN works on squared distances whose diagonal is exactly
+ * zero, and the output order is CLS, B tokens merged with their A partners, unmatched A tokens (in importance
+ * order), cluster tokens.
+ *
+ * The work is split into phases. Inside a phase every item (a token, a pair of tokens, an output value) is computed
+ * by one thread with the same code on both targets (a dot product: by 32 lanes, see phase 2); between phases all
+ * threads synchronise. The CUDA kernel (batMergeKernel.cu) runs a phase with a whole thread block per image; the
+ * host (batMergeHost below, used by the CPU test) runs it with one "thread" (and 32 emulated lanes), rounding every
+ * value the same way. Selection arithmetic is fp32 whatever the token type.
+ *
+ * Compiles as CUDA C++17 (nvcc >= 11.4) and as plain C++17 (g++/clang++), where __host__/__device__ vanish.
+ */
+#pragma once
+
+#include "batMergeTypes.h"
+
+namespace tdm
+{
+
+// ---- phase 1: decouple(importance, keep): the stable descending order of the patch tokens -----------------------
+
+template <typename T>
+TDM_HD inline void decoupleItem(Image<T> const& im, int32_t i)
+{
+    int32_t const count = patchCount(im.s);
+    float const v = toFloat(im.importance[i]);
+    int32_t rank = 0;
+    for (int32_t j = 0; j < count; ++j)
+    {
+        float const u = toFloat(im.importance[j]);
+        rank += (u > v || (u == v && j < i)) ? 1 : 0;
+    }
+    im.ws.order[rank] = i;
+}
+
+// ---- phase 2: bipartite_match's a @ b^T and norms; squared_distances' Gram product -------------------------------
+// Every dot product is shared by kLanes threads (a CUDA warp): lane l sums channels l, l + 32, ... with fmaf, then
+// the lanes' partial sums are added pairwise in butterfly order (steps 16, 8, 4, 2, 1, what __shfl_xor_sync gives).
+// The host emulates the 32 lanes in that order, so both targets round every dot product identically.
+
+constexpr int32_t kLanes = 32;
+
+enum class DotKind : int32_t
+{
+    kMatch, // dots[t, j] = a_t . b_j
+    kNormA, // normA[t] = |a_t|
+    kNormB, // normB[j] = |b_j|
+    kGram,  // gram[i, j] = (x_i . x_j) * -2
+};
+
+template <typename T>
+struct DotItem
+{
+    T const* u;
+    T const* v;
+    float* dst;
+    DotKind kind;
+};
+
+template <typename T>
+TDM_HD inline DotItem<T> similarityItem(Image<T> const& im, int32_t item)
+{
+    int32_t const ka = countA(im.s), kb = countB(im.s), l = countInattentive(im.s);
+    if (item < ka * kb)
+        return {rowA(im, item / kb), rowB(im, item % kb), im.ws.dots + item, DotKind::kMatch};
+    item -= ka * kb;
+    if (item < ka)
+        return {rowA(im, item), rowA(im, item), im.ws.normA + item, DotKind::kNormA};
+    item -= ka;
+    if (item < kb)
+        return {rowB(im, item), rowB(im, item), im.ws.normB + item, DotKind::kNormB};
+    item -= kb;
+    return {rowIn(im, item / l), rowIn(im, item % l), im.ws.gram + item, DotKind::kGram};
+}
+
+//! Lane `lane`'s share of u . v: channels lane, lane + kLanes, ... (coalesced across a warp).
+template <typename T>
+TDM_HD inline float dotPartial(T const* u, T const* v, int32_t c, int32_t lane)
+{
+    float acc = 0.f;
+    for (int32_t i = lane; i < c; i += kLanes)
+        acc = fmaf(toFloat(u[i]), toFloat(v[i]), acc);
+    return acc;
+}
+
+TDM_HD inline float finishDot(float sum, DotKind kind)
+{
+    switch (kind)
+    {
+    case DotKind::kNormA:
+    case DotKind::kNormB: return sqrtf(sum);
+    case DotKind::kGram: return sum * -2.0f;
+    default: return sum;
+    }
+}
+
+//! One dot product by kLanes emulated lanes (the host's form of the warp reduction in batMergeKernel.cu).
+template <typename T>
+TDM_HD inline void similarityLanes(Image<T> const& im, int32_t item)
+{
+    DotItem<T> const d = similarityItem(im, item);
+    float p[kLanes];
+    float q[kLanes];
+    for (int32_t lane = 0; lane < kLanes; ++lane)
+        p[lane] = dotPartial(d.u, d.v, im.s.c, lane);
+    for (int32_t offset = kLanes / 2; offset > 0; offset /= 2)
+    {
+        for (int32_t lane = 0; lane < kLanes; ++lane)
+            q[lane] = p[lane] + p[lane ^ offset];
+        for (int32_t lane = 0; lane < kLanes; ++lane)
+            p[lane] = q[lane];
+    }
+    *d.dst = finishDot(p[0], d.kind);
+}
+
+template <typename T>
+TDM_HD inline int32_t similarityItems(Image<T> const& im)
+{
+    int32_t const ka = countA(im.s), kb = countB(im.s), l = countInattentive(im.s);
+    return ka * kb + ka + kb + l * l;
+}
+
+// ---- phase 3: best partner of every A token; squared distances, kNN density of every inattentive token ----------
+
+template <typename T>
+TDM_HD inline void partnerDensityItem(Image<T> const& im, int32_t item)
+{
+    int32_t const ka = countA(im.s), kb = countB(im.s), l = countInattentive(im.s);
+    if (item < ka)
+    {
+        // scores = (a @ b^T) / (|a| |b|); partner = argmax (first), best = amax
+        int32_t partner = 0;
+        float best = 0.f;
+        for (int32_t j = 0; j < kb; ++j)
+        {
+            float const score = im.ws.dots[item * kb + j] / (im.ws.normA[item] * im.ws.normB[j]);
+            if (j == 0 || score > best)
+            {
+                best = score;
+                partner = j;
+            }
+        }
+        im.ws.partner[item] = partner;
+        im.ws.best[item] = best;
+        return;
+    }
+    int32_t const i = item - ka;
+    // squared_distances: (sq_i + sq_j) + gram_ij clamped at 0, sq read off the diagonal (exactly zero on it)
+    float const* gram = im.ws.gram;
+    float* d2 = im.ws.d2 + size_t(i) * l;
+    float const sq_i = gram[i * l + i] * -0.5f;
+    for (int32_t j = 0; j < l; ++j)
+    {
+        float const v = (sq_i + gram[j * l + j] * -0.5f) + gram[i * l + j];
+        d2[j] = v > 0.f ? v : 0.f;
+    }
+    // density = exp(-mean of the k smallest / c): the k smallest are those with fewer than k entries before them
+    int32_t const k = knnCount(im.s);
+    float sum = 0.f;
+    for (int32_t j = 0; j < l; ++j)
+    {
+        int32_t before = 0;
+        for (int32_t q = 0; q < l && before < k; ++q)
+            before += (d2[q] < d2[j] || (d2[q] == d2[j] && q < j)) ? 1 : 0;
+        if (before < k)
+            sum += d2[j];
+    }
+    im.ws.density[i] = expf((sum / float(k)) * (-1.0f / float(im.s.c)));
+}
+
+// ---- phase 4: which edges are among the r best; delta and score of every inattentive token -----------------------
+
+template <typename T>
+TDM_HD inline void edgeDeltaItem(Image<T> const& im, int32_t item)
+{
+    int32_t const ka = countA(im.s), l = countInattentive(im.s);
+    if (item < ka)
+    {
+        im.ws.matched[item] = rankDesc(im.ws.best, ka, item) < im.s.pairs ? 1 : 0;
+        return;
+    }
+    int32_t const i = item - ka;
+    // delta_i = min d2_ij over tokens j denser than i (j < i: rho_j >= rho_i, else rho_j > rho_i), row max if none
+    float const* d2 = im.ws.d2 + size_t(i) * l;
+    float const rho = im.ws.density[i];
+    float rowMax = d2[0];
+    for (int32_t j = 1; j < l; ++j)
+        rowMax = d2[j] > rowMax ? d2[j] : rowMax;
+    float delta = rowMax;
+    for (int32_t j = 0; j < l; ++j)
+    {
+        float const rj = im.ws.density[j];
+        bool const denser = j < i ? rj >= rho : rj > rho;
+        if (denser && d2[j] < delta)
+            delta = d2[j];
+    }
+    im.ws.score[i] = rho * sqrtf(delta);
+}
+
+// ---- phase 5: Matching (src, dst, unm in A order); the M best-scoring tokens are the centres ---------------------
+
+template <typename T>
+TDM_HD inline void matchingCentreItem(Image<T> const& im, int32_t item)
+{
+    int32_t const ka = countA(im.s), l = countInattentive(im.s);
+    if (item < ka)
+    {
+        int32_t const mine = im.ws.matched[item];
+        int32_t slot = 0; // A tokens before this one in the same group
+        for (int32_t t = 0; t < item; ++t)
+            slot += im.ws.matched[t] == mine ? 1 : 0;
+        if (mine)
+        {
+            im.ws.src[slot] = item;
+            im.ws.dst[slot] = im.ws.partner[item];
+        }
+        else
+            im.ws.unm[slot] = item;
+        return;
+    }
+    int32_t const i = item - ka;
+    int32_t const rank = rankDesc(im.ws.score, l, i);
+    if (rank < im.s.clusters)
+        im.ws.centres[rank] = i;
+}
+
+// ---- phase 6: nearest centre of every inattentive token; weight sum of every merged B token ----------------------
+
+template <typename T>
+TDM_HD inline void labelTotalItem(Image<T> const& im, int32_t item)
+{
+    int32_t const kb = countB(im.s), l = countInattentive(im.s);
+    if (item < l)
+    {
+        // argmin over centres of d2 (a centre joins itself: -1), first minimum
+        float const* d2 = im.ws.d2 + size_t(item) * l;
+        int32_t label = 0;
+        float nearest = 0.f;
+        for (int32_t m = 0; m < im.s.clusters; ++m)
+        {
+            int32_t const centre = im.ws.centres[m];
+            float const v = centre == item ? -1.0f : d2[centre];
+            if (m == 0 || v < nearest)
+            {
+                nearest = v;
+                label = m;
+            }
+        }
+        im.ws.labels[item] = label;
+        return;
+    }
+    int32_t const j = item - l; // merge_matched: total = wb + sum of the weights of the A tokens joining j
+    float joined = 0.f;
+    for (int32_t q = 0; q < im.s.pairs; ++q)
+        joined += im.ws.dst[q] == j ? weightA(im, im.ws.src[q]) : 0.f;
+    im.ws.total[j] = weightB(im, j) + joined;
+    (void) kb;
+}
+
+// ---- phase 7: weight sum of every cluster (combine's row sums) ---------------------------------------------------
+
+template <typename T>
+TDM_HD inline void clusterWeightItem(Image<T> const& im, int32_t m)
+{
+    float sum = 0.f;
+    for (int32_t i = 0; i < countInattentive(im.s); ++i)
+        sum += im.ws.labels[i] == m ? weightIn(im, i) : 0.f;
+    im.ws.weight[m] = sum;
+}
+
+// ---- phase 8: the output tokens: CLS, merged B tokens, unmatched A tokens, clusters ------------------------------
+
+template <typename T>
+TDM_HD inline void combineItem(Image<T> const& im, int32_t item)
+{
+    int32_t const c = im.s.c, kb = countB(im.s), ka = countA(im.s), r = im.s.pairs;
+    int32_t const row = item / c, ch = item % c;
+    float v;
+    if (row == 0)
+        v = toFloat(im.x[ch]);
+    else if (row <= kb)
+    {
+        // merge_matched: (wb / total) * b + (weights / total) @ x_src
+        int32_t const j = row - 1;
+        float const total = im.ws.total[j];
+        float acc = 0.f;
+        for (int32_t q = 0; q < r; ++q)
+            if (im.ws.dst[q] == j)
+                acc += (weightA(im, im.ws.src[q]) / total) * toFloat(rowA(im, im.ws.src[q])[ch]);
+        v = (weightB(im, j) / total) * toFloat(rowB(im, j)[ch]) + acc;
+    }
+    else if (row <= kb + ka - r)
+        v = toFloat(rowA(im, im.ws.unm[row - 1 - kb])[ch]); // gather_tokens(x_a, matching.unm)
+    else
+    {
+        // combine(x_in, cluster_assignment, w_in): the members' weighted mean
+        int32_t const m = row - 1 - kb - (ka - r);
+        float const sum = im.ws.weight[m];
+        float acc = 0.f;
+        for (int32_t i = 0; i < countInattentive(im.s); ++i)
+            if (im.ws.labels[i] == m)
+                acc += (weightIn(im, i) / sum) * toFloat(rowIn(im, i)[ch]);
+        v = acc;
+    }
+    fromFloat(v, im.out + item);
+}
+
+//! Items of every phase, in order (the CUDA kernel and the host loop both walk this list).
+template <typename T>
+TDM_HD inline int32_t phaseItems(Image<T> const& im, int32_t phase)
+{
+    int32_t const ka = countA(im.s), kb = countB(im.s), l = countInattentive(im.s);
+    switch (phase)
+    {
+    case 0: return patchCount(im.s);
+    case 1: return similarityItems(im);
+    case 2: return ka + l;
+    case 3: return ka + l;
+    case 4: return ka + l;
+    case 5: return l + kb;
+    case 6: return im.s.clusters;
+    default: return outputTokens(im.s) * im.s.c;
+    }
+}
+
+constexpr int32_t kPhases = 8;
+
+template <typename T>
+TDM_HD inline void runItem(Image<T> const& im, int32_t phase, int32_t item)
+{
+    switch (phase)
+    {
+    case 0: decoupleItem(im, item); break;
+    case 1:
+#if !defined(__CUDA_ARCH__) // the device runs phase 2 by warps (batMergeKernel.cu), never through here
+        similarityLanes(im, item);
+#endif
+        break;
+    case 2: partnerDensityItem(im, item); break;
+    case 3: edgeDeltaItem(im, item); break;
+    case 4: matchingCentreItem(im, item); break;
+    case 5: labelTotalItem(im, item); break;
+    case 6: clusterWeightItem(im, item); break;
+    default: combineItem(im, item); break;
+    }
+}
+
+//! The whole stage on the CPU: x [batch, n, c], importance [batch, n-1] -> out [batch, outputTokens, c].
+//! workspace: batch * workspaceBytes(s) bytes, 4-byte aligned; it keeps every image's selections afterwards.
+template <typename T>
+inline void batMergeHost(BatSizes const& s, int32_t batch, T const* x, T const* importance, T* out, void* workspace)
+{
+    for (int32_t b = 0; b < batch; ++b)
+    {
+        Image<T> const im{s, x + size_t(b) * s.n * s.c, importance + size_t(b) * (s.n - 1),
+            out + size_t(b) * outputTokens(s) * s.c,
+            workspaceAt(s, static_cast<char*>(workspace) + size_t(b) * workspaceBytes(s))};
+        for (int32_t phase = 0; phase < kPhases; ++phase)
+            for (int32_t item = 0, count = phaseItems(im, phase); item < count; ++item)
+                runItem(im, phase, item);
+    }
+}
+
+} // namespace tdm

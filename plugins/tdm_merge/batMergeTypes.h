@@ -1,0 +1,179 @@
+/*
+ * Sizes, scratch layout and token access of the fused BAT merge stage (see batMerge.h for the phases).
+ * Compiles as CUDA C++17 (nvcc >= 11.4) and as plain C++17, where __host__/__device__ vanish.
+ */
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#include <cuda_fp16.h>
+#define TDM_HD __host__ __device__
+#else
+#define TDM_HD
+#endif
+
+namespace tdm
+{
+
+//! The fixed sizes of one stage (Stage in tdm_edge/reduce/schedule.py): n tokens in (CLS + n-1 patches) of c
+//! channels, keep = K attentive, pairs = r matched, clusters = M, knn = k of the density.
+struct BatSizes
+{
+    int32_t n;
+    int32_t c;
+    int32_t keep;
+    int32_t pairs;
+    int32_t clusters;
+    int32_t knn;
+};
+
+TDM_HD inline int32_t patchCount(BatSizes const& s) { return s.n - 1; }
+TDM_HD inline int32_t countA(BatSizes const& s) { return (s.keep + 1) / 2; } // att[:, 0::2]
+TDM_HD inline int32_t countB(BatSizes const& s) { return s.keep / 2; }       // att[:, 1::2]
+TDM_HD inline int32_t countInattentive(BatSizes const& s) { return s.n - 1 - s.keep; }
+TDM_HD inline int32_t knnCount(BatSizes const& s) // topk(k=min(k, length))
+{
+    return s.knn < countInattentive(s) ? s.knn : countInattentive(s);
+}
+//! Tokens out: CLS + Kb merged + (Ka - r) unmatched + M clusters (1 + K when M == r).
+TDM_HD inline int32_t outputTokens(BatSizes const& s) { return 1 + s.keep - s.pairs + s.clusters; }
+
+//! 0 when the sizes are a valid stage, else a code for batMergeSizeError().
+inline int32_t validateSizes(BatSizes const& s)
+{
+    int32_t const rest = countInattentive(s);
+    if (s.n < 2 || s.c < 1)
+        return 1;
+    if (s.keep < 1 || s.keep > s.n - 1)
+        return 2;
+    if (s.pairs < 0 || s.pairs > countA(s) || (s.pairs > 0 && countB(s) < 1))
+        return 3;
+    if (rest == 0 ? s.clusters != 0 : (s.clusters < 1 || s.clusters > rest))
+        return 4;
+    if (s.knn < 1)
+        return 5;
+    return 0;
+}
+
+inline char const* batMergeSizeError(int32_t code)
+{
+    switch (code)
+    {
+    case 0: return "ok";
+    case 1: return "need n >= 2 tokens and c >= 1 channels";
+    case 2: return "keep must be in [1, n-1]";
+    case 3: return "pairs must be in [0, ceil(keep/2)] and need at least one B token";
+    case 4: return "clusters must be in [1, n-1-keep] (0 when no token is inattentive)";
+    case 5: return "knn must be >= 1";
+    default: return "unknown size error";
+    }
+}
+
+//! Scratch of one image: every intermediate of the reference that the later phases read.
+struct Workspace
+{
+    float* dots;    // [Ka, Kb] a @ b^T
+    float* normA;   // [Ka] |a|
+    float* normB;   // [Kb] |b|
+    float* gram;    // [L, L] (x_in @ x_in^T) * -2
+    float* d2;      // [L, L] squared_distances
+    float* best;    // [Ka] scores.amax(-1)
+    float* density; // [L]
+    float* score;   // [L] density * delta
+    float* total;   // [Kb] wb + sum of the joining A weights
+    float* weight;  // [M] cluster weight sums
+    int32_t* order;    // [n-1] argsort_desc(importance): att = order[:K], inatt = order[K:]
+    int32_t* partner;  // [Ka] scores.argmax(-1)
+    int32_t* matched;  // [Ka] 1 when rank < r
+    int32_t* src;      // [r] Matching.src (A order)
+    int32_t* dst;      // [r] Matching.dst
+    int32_t* unm;      // [Ka - r] Matching.unm (A order)
+    int32_t* centres;  // [M]
+    int32_t* labels;   // [L] cluster of every inattentive token
+};
+
+//! Bytes of scratch per image (all entries are 4 bytes, so any 4-byte aligned base works).
+TDM_HD inline size_t workspaceBytes(BatSizes const& s)
+{
+    size_t const ka = countA(s), kb = countB(s), l = countInattentive(s), m = s.clusters, r = s.pairs;
+    size_t const floats = ka * kb + ka + kb + 2 * l * l + ka + 2 * l + kb + m;
+    size_t const ints = (s.n - 1) + 2 * ka + 2 * r + (ka - r) + m + l;
+    return 4 * (floats + ints);
+}
+
+TDM_HD inline Workspace workspaceAt(BatSizes const& s, void* base)
+{
+    size_t const ka = countA(s), kb = countB(s), l = countInattentive(s), m = s.clusters, r = s.pairs;
+    Workspace w{};
+    float* f = static_cast<float*>(base);
+    w.dots = f; f += ka * kb;
+    w.normA = f; f += ka;
+    w.normB = f; f += kb;
+    w.gram = f; f += l * l;
+    w.d2 = f; f += l * l;
+    w.best = f; f += ka;
+    w.density = f; f += l;
+    w.score = f; f += l;
+    w.total = f; f += kb;
+    w.weight = f; f += m;
+    int32_t* i = reinterpret_cast<int32_t*>(f);
+    w.order = i; i += s.n - 1;
+    w.partner = i; i += ka;
+    w.matched = i; i += ka;
+    w.src = i; i += r;
+    w.dst = i; i += r;
+    w.unm = i; i += ka - r;
+    w.centres = i; i += m;
+    w.labels = i;
+    return w;
+}
+
+TDM_HD inline float toFloat(float v) { return v; }
+TDM_HD inline void fromFloat(float v, float* out) { *out = v; }
+#if defined(__CUDACC__)
+TDM_HD inline float toFloat(__half v) { return __half2float(v); }
+TDM_HD inline void fromFloat(float v, __half* out) { *out = __float2half(v); }
+#endif
+
+//! One image: tokens x [n, c] (row 0 = CLS), importance [n-1], output [outputTokens, c], its scratch.
+template <typename T>
+struct Image
+{
+    BatSizes s;
+    T const* x;
+    T const* importance;
+    T* out;
+    Workspace ws;
+};
+
+// Token rows of the three sets (merge.gather_tokens(x, idx, offset=1)): patch p is row p + 1 of x.
+template <typename T>
+TDM_HD inline T const* rowA(Image<T> const& im, int32_t t) { return im.x + size_t(im.ws.order[2 * t] + 1) * im.s.c; }
+template <typename T>
+TDM_HD inline T const* rowB(Image<T> const& im, int32_t j) { return im.x + size_t(im.ws.order[2 * j + 1] + 1) * im.s.c; }
+template <typename T>
+TDM_HD inline T const* rowIn(Image<T> const& im, int32_t l)
+{
+    return im.x + size_t(im.ws.order[im.s.keep + l] + 1) * im.s.c;
+}
+template <typename T>
+TDM_HD inline float weightA(Image<T> const& im, int32_t t) { return toFloat(im.importance[im.ws.order[2 * t]]); }
+template <typename T>
+TDM_HD inline float weightB(Image<T> const& im, int32_t j) { return toFloat(im.importance[im.ws.order[2 * j + 1]]); }
+template <typename T>
+TDM_HD inline float weightIn(Image<T> const& im, int32_t l) { return toFloat(im.importance[im.ws.order[im.s.keep + l]]); }
+
+//! Place of value i in a stable descending sort of values [count] (sort_desc / argsort_desc).
+TDM_HD inline int32_t rankDesc(float const* values, int32_t count, int32_t i)
+{
+    int32_t rank = 0;
+    float const v = values[i];
+    for (int32_t j = 0; j < count; ++j)
+        rank += (values[j] > v || (values[j] == v && j < i)) ? 1 : 0;
+    return rank;
+}
+
+} // namespace tdm
