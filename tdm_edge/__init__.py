@@ -4,7 +4,10 @@ One sub-package per pipeline stage; data flows down the list, a stage imports on
   reduce/      token reduction on a timm ViT (BAT, EViT, ToMe, random), GMAC counting
   export/      ONNX export with static token counts, verification, TensorRT parser lint
   runners/     one Runner interface for PyTorch, ONNX Runtime (and TensorRT)
-  checkpoint.py offline weight loading (.pth/.pt/.safetensors)
+  checkpoint.py offline weight loading (.pth/.pt/.safetensors), one-line errors for what is not a checkpoint
+  provenance.py where a model's weights came from; the warning for random ones
+  limits.py    the limits of every setting, checkable before torch is imported
+  outputs.py   output paths checked up front, files written together or not at all, umask permissions
   cli.py       the `tdm-edge` command (parses and dispatches only), demo.py `make demo`
 
 ``from tdm_edge import create_model, patch_vit`` works too (loaded on first use, so the command line starts fast).

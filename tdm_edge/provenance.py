@@ -1,5 +1,7 @@
 """What an exported model (or engine) says about its weights, and the warning every consumer prints for random ones.
 
+:func:`tdm_edge.checkpoint.load_checkpoint` records the file on the model (:func:`weights_of`); a model whose
+weights were set any other way counts as random unless the exporter is told (``export_onnx(weights=...)``).
 An export records ``meta["weights"]``: the string ``"random"`` for untrained weights, or
 ``{"file": NAME, "sha256": HEX}`` for a checkpoint. Every command that consumes a model (calibrate, build, run,
 bench) calls :func:`warn_if_random`, so an untrained model can never pass for a trained one.
@@ -24,6 +26,16 @@ def weights_record(checkpoint: str | os.PathLike | None) -> str | dict:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return {"file": os.path.basename(os.fspath(checkpoint)), "sha256": digest.hexdigest()}
+
+
+def record_weights(model, record: str | dict) -> None:
+    """Remember on ``model`` where its weights came from (``"random"`` or :func:`weights_record`'s dict)."""
+    model.tdm_weights = record
+
+
+def weights_of(model) -> str | dict:
+    """Where ``model``'s weights came from; ``"random"`` unless a checkpoint was loaded through tdm-edge."""
+    return getattr(model, "tdm_weights", RANDOM)
 
 
 def has_random_weights(meta: dict) -> bool:

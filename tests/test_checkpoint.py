@@ -1,11 +1,16 @@
 """Offline checkpoint loading: formats, wrappers and one-line errors."""
 
+import hashlib
+import pickle
+
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from tdm_edge.checkpoint import load_checkpoint, read_state_dict
 from tdm_edge.errors import UsageError
+from tdm_edge.provenance import weights_of
 from tdm_edge.reduce.models import create_model
 
 from .conftest import tiny_vit
@@ -42,9 +47,61 @@ def test_truncated_file_is_one_line(tmp_path, source):
     path = tmp_path / "w.pth"
     torch.save(source.state_dict(), path)
     path.write_bytes(path.read_bytes()[:5000])
-    with pytest.raises(UsageError, match="cannot read checkpoint") as info:
+    with pytest.raises(UsageError, match="is a damaged or truncated PyTorch file") as info:
         read_state_dict(path)
     assert "\n" not in str(info.value)
+
+
+class Opaque:
+    """A class a weights-only load refuses to unpickle."""
+
+
+def _bad_checkpoints(tmp_path, source):
+    (tmp_path / "dir.pth").mkdir()
+    (tmp_path / "random.pth").write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)))
+    (tmp_path / "text.safetensors").write_text("this is a text file, not a tensor file\n")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    torch.save({"model": source.state_dict(), "extra": Opaque()}, tmp_path / "object.pth")
+    torch.save(source, tmp_path / "module.pth")  # a whole pickled model, not its state_dict
+    with open(tmp_path / "plain.pkl", "wb") as f:
+        pickle.dump({"weights": np.zeros(3)}, f)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("dir.pth", "is a directory; give the weights file inside it"),
+    ("random.pth", "is not a PyTorch (.pth/.pt) or safetensors file (it starts with unrecognised binary data)"),
+    ("text.safetensors", "is named .safetensors but is not one (no safetensors header; it starts with text)"),
+    ("empty.pt", "is empty"),
+    ("object.pth", "holds pickled Python objects, not only tensors (it needs tests.test_checkpoint.Opaque); "
+                   "tdm-edge runs no pickled code: save model.state_dict() instead"),
+    ("module.pth", "holds pickled Python objects, not only tensors (it needs timm.models.vision_transformer."
+                   "VisionTransformer)"),
+    ("plain.pkl", "is a pickle but not a PyTorch checkpoint of tensors"),
+])
+def test_bad_files_say_what_is_wrong_in_one_line(tmp_path, source, name, message):
+    _bad_checkpoints(tmp_path, source)
+    with pytest.raises(UsageError) as info:
+        read_state_dict(tmp_path / name)
+    text = str(info.value)
+    assert message in text and str(tmp_path / name) in text
+    assert "\n" not in text and "weights_only" not in text  # never PyTorch's advice to unpickle anyway
+
+
+def test_format_comes_from_the_content_not_the_name(tmp_path, source):
+    path = tmp_path / "w.safetensors"
+    torch.save(source.state_dict(), path)  # a PyTorch file under a safetensors name still loads
+    target = tiny_vit(seed=1)
+    load_checkpoint(target, path)
+    assert _same_weights(source, target)
+
+
+def test_loading_records_the_file_for_provenance(tmp_path, source):
+    path = tmp_path / "w.pth"
+    torch.save(source.state_dict(), path)
+    target = tiny_vit(seed=1)
+    assert weights_of(target) == "random"
+    load_checkpoint(target, path)
+    assert weights_of(target) == {"file": "w.pth", "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 def test_missing_file(tmp_path):

@@ -9,9 +9,11 @@ down-conversion to 17 fails on this graph (Reduce* axes as inputs), and it took 
 
 After tracing, onnx-simplifier (constant folding, shape-op elimination, dead-code removal) cleans the graph; the
 node counts before and after are reported. The model's description travels with it, in the ONNX
-``metadata_props`` under the key ``tdm_edge`` and in a sidecar ``OUT.json`` (same JSON): per-stage token counts,
-preprocessing from timm's data config, labels when known, opset, input/output shapes, tool versions.
-Files are written to a temporary name in the target directory and renamed once complete.
+``metadata_props`` under the key ``tdm_edge`` and in a sidecar ``OUT.json`` (same JSON): where the weights came
+from (``"random"`` or the checkpoint's file name and sha256), per-stage token counts and the settings that built
+them, preprocessing from timm's data config (RGB channel order), labels when known, the verification result,
+opset, input/output shapes, tool versions. Both files are written to temporary names in the target directory and
+renamed together once complete (:mod:`tdm_edge.outputs`), with the permissions the umask gives.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ import dataclasses
 import io
 import json
 import os
-import tempfile
 import time
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,12 +34,14 @@ import torch
 
 from .. import __version__
 from ..errors import UsageError
+from ..limits import OPSETS
+from ..outputs import check_output_path as _check_path, sidecar_path, write_files
+from ..provenance import describe_weights, weights_of
 from ..reduce.patch import count_tokens, schedule_of
 from .verify import SelectionProbe, VerifyReport, run_with_selections, verify
 
 METADATA_KEY = "tdm_edge"
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
-OPSETS = range(14, 21)  # 14: the first with everything used here; 20: the newest this exporter path writes
 
 
 class VerificationError(RuntimeError):
@@ -66,43 +70,26 @@ class ExportReport:
                  f"  nodes: {self.nodes_before} traced -> {self.nodes_after} after "
                  f"{'simplification' if self.simplified else 'export (not simplified)'}",
                  f"  verification: {self.verification.summary() if self.verification else 'skipped'}",
-                 f"  {self.seconds:.1f} s"]
+                 f"  weights: {describe_weights(self.metadata)}",
+                 f"  export took {self.seconds:.1f} s"]
         return "\n".join(lines)
 
 
-def check_output_path(path: str | os.PathLike) -> Path:
-    """Raise :class:`UsageError` unless a file can be created at ``path`` (checked by creating a temp file)."""
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"output {path} is a directory; give a file name such as {path / 'model.onnx'}")
-    parent = path.parent
-    if not parent.is_dir():
-        raise UsageError(f"cannot write {path}: directory {parent} does not exist")
-    try:
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{path.name}.", suffix=".tmp"):
-            pass
-    except OSError as err:
-        raise UsageError(f"cannot write {path}: {err.strerror or err}") from None
+def check_output_path(path: str | os.PathLike, sidecar: bool = True) -> Path:
+    """Raise :class:`UsageError` unless the ``.onnx`` (and its sidecar ``.json``) can be written; no torch needed.
+
+    See :func:`tdm_edge.outputs.check_output_path`: the name ends in ``.onnx``, neither path is a directory or
+    another non-regular file, the directory exists and is writable.
+    """
+    path = _check_path(path, suffix=".onnx")
+    if sidecar:
+        _check_path(sidecar_path(path), what="sidecar")
     return path
 
 
-def sidecar_path(path: str | os.PathLike) -> Path:
-    """``OUT.onnx`` -> ``OUT.json`` (``OUT`` -> ``OUT.json``)."""
-    path = Path(path)
-    side = path.with_suffix(".json")
-    return side if side != path else path.with_name(path.name + ".json")
-
-
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """One file written atomically with umask permissions (kept for callers of the old name; see outputs)."""
+    write_files({path: data})
 
 
 def _check_model(model: torch.nn.Module) -> None:
@@ -119,8 +106,13 @@ def _check_model(model: torch.nn.Module) -> None:
 
 
 def build_metadata(model: torch.nn.Module, *, name: str | None, batch: int | None, opset: int,
-                   labels: list[str] | None = None, native_layer_norm: bool = False) -> dict:
-    """The JSON that travels with an exported model (also returned in :class:`ExportReport`)."""
+                   labels: list[str] | None = None, native_layer_norm: bool = False,
+                   weights: str | dict | None = None) -> dict:
+    """The JSON that travels with an exported model (also returned in :class:`ExportReport`).
+
+    ``weights`` (default: what the model recorded, :func:`tdm_edge.provenance.weights_of`) is ``"random"`` or
+    ``{"file", "sha256"}``; ``verification`` is filled in by :func:`export_onnx` once it has run.
+    """
     import onnx
     import timm
     from timm.data import resolve_data_config
@@ -149,23 +141,49 @@ def build_metadata(model: torch.nn.Module, *, name: str | None, batch: int | Non
         "model": {"name": name or cfg.get("architecture"), "num_classes": model.num_classes,
                   "embed_dim": model.embed_dim, "depth": len(model.blocks),
                   "num_heads": model.blocks[0].attn.num_heads, "patch_size": list(model.patch_embed.patch_size)},
+        "weights": weights_of(model) if weights is None else weights,
         "reduction": {
             "method": schedule.method if schedule else "none",
             "keep_rate": schedule.keep_rate if schedule else 1.0,
             "stage_tokens": schedule.stage_tokens if schedule else [num_tokens],
             "block_tokens": schedule.block_tokens if schedule else [num_tokens] * len(model.blocks),
+            "settings": _settings(schedule),
             "stages": [dataclasses.asdict(s) for s in schedule.stages] if schedule else [],
         },
+        "verification": {"status": "skipped"},
         "onnx": {"opset": opset, "batch": batch, "dynamic_batch": batch is None,
                  "inputs": [{"name": INPUT_NAME, "dtype": "float32", "shape": [batch, chans, height, width]}],
                  "outputs": [{"name": OUTPUT_NAME, "dtype": "float32", "shape": [batch, model.num_classes]}]},
         "preprocessing": {"input_size": list(data["input_size"]), "interpolation": data["interpolation"],
                           "crop_pct": data["crop_pct"], "crop_mode": data["crop_mode"],
                           "mean": [float(v) for v in data["mean"]], "std": [float(v) for v in data["std"]],
-                          "layout": "NCHW", "pixel_range": [0.0, 1.0]},
+                          "layout": "NCHW", "channel_order": "RGB", "pixel_range": [0.0, 1.0]},
         "labels": labels,
         "label_source": label_source,
     }
+
+
+def _settings(schedule) -> dict:
+    """The settings that built the schedule (``None`` where one does not apply to the method)."""
+    settings = getattr(schedule, "settings", None)
+    if settings is None:
+        return {"prune_blocks": None, "cluster_ratio": None, "knn": None, "tome_r": None}
+    record = dataclasses.asdict(settings)
+    if record["prune_blocks"] is not None:
+        record["prune_blocks"] = list(record["prune_blocks"])
+    return record
+
+
+def verification_record(report: VerifyReport | None) -> dict:
+    """What the metadata says about verification: passed/skipped, max abs diff, selections identical on k/n."""
+    if report is None:
+        return {"status": "skipped"}
+    return {"status": "passed" if report.ok else "failed", "atol": report.atol,
+            "max_abs_diff": float(report.max_abs_diff), "inputs": len(report.checks),
+            "images": sum(c.batch for c in report.checks),
+            "top1_identical": all(c.top1_equal for c in report.checks),
+            "selections_compared": report.selections_compared,
+            "selections_identical": f"{sum(c.selections_equal for c in report.checks)}/{len(report.checks)}"}
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
@@ -219,16 +237,31 @@ def _trace(model: torch.nn.Module, example: torch.Tensor, names: list[str], opse
     return onnx.load_from_string(buf.getvalue())
 
 
+def _simplify(traced, native_layer_norm: bool):
+    """onnx-simplifier's graph and True, or the traced graph and False when it fails (reported, not fatal)."""
+    import onnxsim
+
+    try:
+        skip = None if native_layer_norm else ["fuse_layer_norm"]  # keep LayerNorm decomposed for TRT 8.5
+        candidate, ok = onnxsim.simplify(traced, skipped_optimizers=skip)
+    except Exception as err:  # the traced graph is valid: keep it
+        warnings.warn(f"onnx-simplifier failed ({type(err).__name__}: {err}); keeping the traced graph")
+        return traced, False
+    return (candidate, True) if ok else (traced, False)
+
+
 def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int = 1, dynamic_batch: bool = False,
                 opset: int = 17, verify: bool = True, simplify: bool = True, name: str | None = None,
                 labels: list[str] | None = None, atol: float = 1e-4, sidecar: bool = True,
                 verify_threads: int | None = None, native_layer_norm: bool = False,
-                merge: str = "ops") -> ExportReport:
+                merge: str = "ops", selection_outputs: bool = False, weights: str | dict | None = None,
+                progress: Callable[[str, str], None] | None = None) -> ExportReport:
     """Export a (patched) timm ViT to ONNX with static token counts and check it against PyTorch.
 
     Args:
         model: a timm ``VisionTransformer``, patched by :func:`tdm_edge.reduce.patch.patch_vit` or not (= unpruned).
-        path: the ``.onnx`` file to write; the sidecar JSON goes beside it (``OUT.json``).
+        path: the ``.onnx`` file to write; the sidecar JSON goes beside it (``OUT.json``). Both appear together
+            or not at all, with the permissions the umask gives; nothing is replaced when the export fails.
         batch: the static batch size; ignored with ``dynamic_batch``.
         dynamic_batch: make the batch the one dynamic axis (all others stay static).
         opset: ONNX opset (17 by default: TensorRT 8.5 parses up to 17).
@@ -240,17 +273,25 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int =
         native_layer_norm: keep ONNX LayerNormalization (TensorRT >= 8.6); by default it is written out in
             elementary ops so that TensorRT 8.5 parses the graph (ONNX Runtime and TensorRT 10 fuse it back).
         merge: ``ops`` (standard ONNX ops) or ``plugin`` (one TdmBatMerge node per BAT stage, see plugin_graph.py).
+        selection_outputs: also output the token selections (:mod:`tdm_edge.export.selections`); ``merge="ops"`` only.
+        weights: where the weights came from, ``"random"`` or ``{"file", "sha256"}``
+            (:func:`tdm_edge.provenance.weights_record`); default: what the model recorded when
+            :func:`tdm_edge.checkpoint.load_checkpoint` loaded it, else ``"random"``.
+        progress: called as ``progress(stage, detail)`` when each stage starts (trace, simplify, verify, write).
     Returns:
         :class:`ExportReport`. Raises :class:`UsageError` (one line) for bad settings or an unwritable path.
     """
     import onnx
 
     start = time.perf_counter()
-    path = check_output_path(path)
+    report_stage = progress or (lambda stage, detail: None)
+    path = check_output_path(path, sidecar)
     _check_model(model)
     if merge != "ops":  # --merge plugin: tdm_edge/export/plugin_graph.py
         from . import plugin_graph
         plugin_graph.check_merge(model, merge)
+        if selection_outputs:
+            raise UsageError("--selection-outputs needs --merge ops: a plugin node computes the selections inside")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise UsageError(f"batch must be a positive integer, got {batch!r}")
     if opset not in OPSETS:
@@ -258,47 +299,51 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int =
                          "(TensorRT 8.5 parses up to 17)")
     static_batch = None if dynamic_batch else batch
     metadata = build_metadata(model, name=name, batch=static_batch, opset=opset, labels=labels,
-                              native_layer_norm=native_layer_norm)
+                              native_layer_norm=native_layer_norm, weights=weights)
     was_training = model.training
     model.eval()
     try:
         chans, height, width = metadata["preprocessing"]["input_size"]
         example = torch.randn(2 if dynamic_batch else batch, chans, height, width,
                               generator=torch.Generator().manual_seed(0))
+        report_stage("trace", f"TorchScript exporter, opset {opset}")
         _, selections, _ = run_with_selections(model, example)
         traced = _trace(model, example, list(selections), opset, dynamic_batch, native_layer_norm)
         del traced.graph.output[1:]  # ship only the logits; the selections stay named inside the graph
         nodes_before = len(traced.graph.node)
         proto, simplified = traced, False
         if simplify:
-            import onnxsim
-
-            try:
-                skip = None if native_layer_norm else ["fuse_layer_norm"]  # keep LayerNorm decomposed for TRT 8.5
-                candidate, ok = onnxsim.simplify(traced, skipped_optimizers=skip)
-            except Exception as err:  # onnxsim's failures are reported, not fatal: the traced graph is valid
-                warnings.warn(f"onnx-simplifier failed ({type(err).__name__}: {err}); keeping the traced graph")
-                ok = False
-            if ok:
-                proto, simplified = candidate, True
+            report_stage("simplify", f"onnx-simplifier on {nodes_before} nodes")
+            proto, simplified = _simplify(traced, native_layer_norm)
         onnx.checker.check_model(proto)
         proto.producer_name, proto.producer_version = "tdm-edge", __version__
-        del proto.metadata_props[:]
-        proto.metadata_props.add(key=METADATA_KEY, value=json.dumps(metadata))
         report = None
         if verify:
+            report_stage("verify", "ONNX Runtime against PyTorch, token selections included")
             report = _verify(model, proto, list(selections), metadata, static_batch, atol, verify_threads)
             if not report.ok:
                 raise VerificationError(f"verification failed, nothing written: {report.summary()}")
+        metadata["verification"] = verification_record(report)
         if merge == "plugin":  # the verified decomposed graph, its BAT stages traced as plugin nodes instead
+            report_stage("plugin", "BAT stages as TdmBatMerge plugin nodes")
             proto = plugin_graph.to_plugin_graph(model, example, proto, metadata, opset=opset, dynamic=dynamic_batch,
                                                  native_layer_norm=native_layer_norm, verify=verify, atol=atol)
+        if selection_outputs:  # the token map's inputs (tdm-edge run --show-tokens); updates metadata in place
+            from .selections import add_selection_outputs
+
+            proto = add_selection_outputs(proto, list(selections), metadata)
+        del proto.metadata_props[:]
+        proto.metadata_props.add(key=METADATA_KEY, value=json.dumps(metadata))
     finally:
         model.train(was_training)
     side = sidecar_path(path) if sidecar else None
-    if side is not None:
-        _atomic_write(side, (json.dumps(metadata, indent=1) + "\n").encode())
-    _atomic_write(path, proto.SerializeToString())  # last: a complete .onnx means a complete export
+    report_stage("write", f"{path}" + (f" + {side}" if side else ""))
+    files = {side: (json.dumps(metadata, indent=1) + "\n").encode()} if side else {}
+    files[path] = proto.SerializeToString()  # last: a complete .onnx means a complete export
+    try:
+        write_files(files)
+    except OSError as err:
+        raise UsageError(f"cannot write {path}: {err.strerror or err}; nothing written") from None
     return ExportReport(os.fspath(path), os.fspath(side) if side else None, opset, static_batch, nodes_before,
                         len(proto.graph.node), dict(Counter(n.op_type for n in proto.graph.node)), simplified,
                         report, metadata, time.perf_counter() - start)

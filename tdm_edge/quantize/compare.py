@@ -134,10 +134,10 @@ def _run(path, proto_names: list[str], images: np.ndarray, batch: int, threads: 
     """``(logits [N, K], {selection: [N, ...]})`` of one graph over ``images`` (last batch padded, then cut)."""
     import onnx
 
-    from ..export.selections import with_selection_outputs
+    from ..export.selections import add_selection_outputs
     from ..runners.onnxrt import OnnxRuntimeRunner
 
-    proto = with_selection_outputs(onnx.load(path), proto_names)
+    proto = add_selection_outputs(onnx.load(path), proto_names)
     count = len(images)
     pad = (-count) % batch
     if pad:
@@ -157,10 +157,10 @@ def compare(fp32_path: str, int8_path: str, images: ImageSet, batch: int, thread
     """Run both graphs on ``images`` and report agreement and token decisions (see the module docstring)."""
     import onnx
 
-    from ..export.selections import selection_names
+    from ..export.selections import graph_selections
 
-    names = selection_names(onnx.load(fp32_path, load_external_data=False))
-    in_int8 = set(selection_names(onnx.load(int8_path, load_external_data=False)))
+    names = graph_selections(onnx.load(fp32_path, load_external_data=False))
+    in_int8 = set(graph_selections(onnx.load(int8_path, load_external_data=False)))
     names = [n for n in names if n in in_int8]
     ref_logits, ref_sel = _run(fp32_path, names, images.images, batch, threads)
     q_logits, q_sel = _run(int8_path, names, images.images, batch, threads)

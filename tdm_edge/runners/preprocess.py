@@ -75,11 +75,15 @@ def preprocess(frames: np.ndarray | Sequence[np.ndarray], prep: dict, channel_or
     mean = np.asarray(prep["mean"], np.float32).reshape(3, 1, 1) * 255.0
     inv_std = 1.0 / (np.asarray(prep["std"], np.float32).reshape(3, 1, 1) * 255.0)
     batch = np.empty((len(frames), 3, out_h, out_w), np.float32)  # [B, 3, h, w]
+    swap = channel_order.upper() == "BGR"
     for i, frame in enumerate(frames):
-        rgb = to_rgb_uint8(np.asarray(frame), channel_order)  # [H, W, 3]
-        height, width = resize_size(*rgb.shape[:2], prep)
-        rgb = _resize(rgb, height, width, prep.get("interpolation", "bilinear"))
+        # resized and cropped in the frame's own channel order, swapped on the crop: the same values (resizing treats
+        # channels alike) without a strided copy of the whole frame
+        img = to_rgb_uint8(np.asarray(frame), "RGB")  # [H, W, 3]
+        height, width = resize_size(*img.shape[:2], prep)
+        img = _resize(img, height, width, prep.get("interpolation", "bilinear"))
         top, left = int(round((height - out_h) / 2.0)), int(round((width - out_w) / 2.0))  # torchvision's centre crop
-        crop = rgb[top:top + out_h, left:left + out_w]  # [h, w, 3]
+        crop = img[top:top + out_h, left:left + out_w]  # [h, w, 3]
+        crop = crop[:, :, ::-1] if swap else crop  # RGB
         batch[i] = (crop.transpose(2, 0, 1).astype(np.float32) - mean) * inv_std
     return batch

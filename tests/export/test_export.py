@@ -1,6 +1,8 @@
 """ONNX export: static shapes, metadata, exact selections, verification, atomic writes, the CLI's bad input."""
 
+import hashlib
 import json
+import os
 
 import numpy as np
 import onnx
@@ -8,6 +10,7 @@ import pytest
 import torch
 from timm.data import resolve_data_config
 
+import tdm_edge
 from tdm_edge import cli
 from tdm_edge.reduce import merge
 from tdm_edge.errors import UsageError
@@ -104,24 +107,48 @@ def test_dynamic_batch_has_only_the_batch_dynamic(tmp_path):
 
 
 def test_failed_verification_writes_nothing(tmp_path):
+    (tmp_path / "m.onnx").write_bytes(b"the previous model")
+    (tmp_path / "m.json").write_bytes(b"its sidecar")
     with pytest.raises(VerificationError, match="verification failed"):
         export_onnx(_tiny("bat"), tmp_path / "m.onnx", atol=0.0)  # fp32 differences are never exactly zero
-    assert list(tmp_path.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.onnx"]  # no temporary file either
+    assert (tmp_path / "m.onnx").read_bytes() == b"the previous model"
+    assert (tmp_path / "m.json").read_bytes() == b"its sidecar"
 
 
 def test_bad_settings_and_paths_are_usage_errors(tmp_path):
     model = _tiny("bat")
     (tmp_path / "file").write_text("x")
+    (tmp_path / "side.json").mkdir()
     for kwargs, message in [({"path": tmp_path / "missing" / "m.onnx"}, "does not exist"),
-                            ({"path": tmp_path}, "is a directory"),
-                            ({"path": tmp_path / "file" / "m.onnx"}, "does not exist"),
+                            ({"path": tmp_path}, "must end in .onnx"),
+                            ({"path": tmp_path / "file" / "m.onnx"}, "is not a directory"),
+                            ({"path": tmp_path / "side.onnx"}, "sidecar .*side.json is a directory"),
                             ({"path": tmp_path / "m.onnx", "opset": 12}, "opset 12"),
                             ({"path": tmp_path / "m.onnx", "batch": 0}, "batch")]:
         with pytest.raises(UsageError, match=message):
             export_onnx(model, **kwargs)
     with pytest.raises(UsageError, match="random"):
         export_onnx(patch_vit(tiny_vit(), method="random", prune_blocks=(1,)), tmp_path / "r.onnx")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "side.json"]
+
+
+def test_metadata_records_weights_settings_channel_order_and_verification(tmp_path):
+    model = patch_vit(tiny_vit(patch_size=8), method="tome", tome_r=3)
+    report = export_onnx(model, tmp_path / "m.onnx", batch=1)
+    meta = read_metadata(tmp_path / "m.onnx")
+    assert meta["weights"] == "random"  # patched by hand, never loaded through tdm-edge: nothing says otherwise
+    assert meta["reduction"]["settings"] == {"prune_blocks": None, "cluster_ratio": None, "knn": None, "tome_r": 3}
+    assert meta["preprocessing"]["channel_order"] == "RGB"
+    v, checks = meta["verification"], report.verification.checks
+    assert v["status"] == "passed" and v["max_abs_diff"] == report.verification.max_abs_diff <= 1e-4
+    assert v["selections_identical"] == f"{sum(c.selections_equal for c in checks)}/{len(checks)}"
+    assert v["inputs"] == len(checks) and v["selections_compared"] == report.verification.selections_compared
+    assert meta["tool"]["name"] == "tdm-edge" and meta["tool"]["version"] == tdm_edge.__version__
+    told = {"file": "deit.pth", "sha256": "ab" * 32}
+    export_onnx(model, tmp_path / "n.onnx", verify=False, simplify=False, weights=told)
+    meta = read_metadata(tmp_path / "n.json")
+    assert meta["weights"] == told and meta["verification"] == {"status": "skipped"}
 
 
 def test_tie_flips_pass_only_when_explained():
@@ -161,12 +188,29 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
 
 def test_cli_export_writes_a_verified_model(tmp_path, capsys):
     out = tmp_path / "t.onnx"
+    out.write_bytes(b"an older export")
+    os.chmod(out, 0o600)
+    ckpt = tmp_path / "deit_t.pth"
+    torch.save(create_model("deit_tiny_patch16_224", img_size=64, method="none").state_dict(), ckpt)
     argv = ["export", "--model", "deit_tiny_patch16_224", "--img-size", "64", "--keep-rate", "0.7",
-            "--batch", "2", "-o", str(out)]
-    assert cli.main(argv) == 0
+            "--batch", "2", "--checkpoint", str(ckpt), "-o", str(out)]
+    old_mask = os.umask(0o022)
+    try:
+        assert cli.main(argv) == 0
+    finally:
+        os.umask(old_mask)
     text = capsys.readouterr().out
     assert "17 -> 13 -> 10 -> 8" in text and "verification: passed" in text
+    stages = [line.split("] ")[1].split(":")[0] for line in text.splitlines() if line.startswith("[")]
+    assert stages == ["import", "build", "trace", "simplify", "verify", "write"]  # each as it happens
+    assert text.splitlines()[-1].startswith("done in ") and "wall time, imports included" in text
+    assert oct(os.stat(out).st_mode & 0o777) == oct(os.stat(out.with_suffix(".json")).st_mode & 0o777) == "0o644"
     meta = read_metadata(out.with_suffix(".json"))
+    assert meta == read_metadata(out)
+    assert meta["weights"] == {"file": "deit_t.pth", "sha256": hashlib.sha256(ckpt.read_bytes()).hexdigest()}
+    assert f"weights: deit_t.pth (sha256 {meta['weights']['sha256'][:12]})" in text
+    assert meta["reduction"]["settings"] == {"prune_blocks": [3, 6, 9], "cluster_ratio": 0.25, "knn": 5,
+                                             "tome_r": None}
     assert meta["model"]["name"] == "deit_tiny_patch16_224" and meta["onnx"]["batch"] == 2
     assert len(meta["labels"]) == 1000 and meta["labels"][0].startswith("tench")
     assert meta["preprocessing"]["input_size"] == [3, 64, 64] and meta["preprocessing"]["interpolation"] == "bicubic"

@@ -40,3 +40,10 @@ def test_odd_frames_are_converted():
     assert to_rgb_uint8(bgra)[0, 0].tolist() == [0, 0, 200]
     with pytest.raises(UsageError):
         to_rgb_uint8(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_bgr_frames_equal_their_rgb_copy_exactly():
+    # the channel swap happens on the crop, after resizing: it must give what swapping the whole frame first gives
+    bgr = np.random.default_rng(1).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+    np.testing.assert_array_equal(preprocess(bgr, PREP, channel_order="BGR"), preprocess(rgb, PREP, channel_order="RGB"))

@@ -1,0 +1,144 @@
+"""``--model`` + ``--backend`` -> a runner and the model's metadata.
+
+``.engine`` -> TensorRT (:class:`tdm_edge.runners.tensorrt.TensorRTRunner`, imported only here), ``.onnx`` -> ONNX
+Runtime, a timm model name (with ``--checkpoint``) -> PyTorch on the CPU (``torch``) or CUDA (``torch-cuda``).
+``auto`` picks by the model. Every mismatch is one line (exit 2). Preprocessing and labels always come from the
+model's metadata; random weights are warned about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UsageError
+from ..provenance import warn_if_random
+from ..runners.base import Runner
+
+BACKENDS = ("auto", "trt", "ort", "torch", "torch-cuda")
+TRT_HINT = ("TensorRT is not installed here: an .engine needs it (JetPack on a Jetson, or pip install "
+            "'tdm-edge[trt]' with a CUDA GPU); run the .onnx with --backend ort instead")
+NO_MODEL = ("--model is required (no demo model ships yet): an .onnx or .engine file, or a timm name with "
+            "--checkpoint; make one with: tdm-edge export --model deit_tiny_patch16_224 -o deit_t.onnx")
+
+
+@dataclass
+class LoadedModel:
+    runner: Runner
+    meta: dict
+    backend: str
+    selections: list[str] = field(default_factory=list)  # outputs the token map reads
+
+
+def _mismatch(model: str, backend: str, needs: str) -> UsageError:
+    return UsageError(f"--backend {backend} cannot run {model}: {needs}")
+
+
+def load_model(args: argparse.Namespace) -> LoadedModel:
+    """Resolve ``args.model`` / ``args.backend`` (and ``args.show_tokens``, ``args.threads``) to a runner."""
+    model, backend = args.model, args.backend
+    if not model:
+        raise UsageError(NO_MODEL)
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    suffix = Path(model).suffix.lower()
+    if suffix in (".onnx", ".engine", ".plan", ".trt") and not Path(model).is_file():
+        raise UsageError(f"model not found: {model}")
+    if suffix == ".onnx":
+        if backend not in ("auto", "ort"):
+            raise _mismatch(model, backend, "an .onnx model runs on ONNX Runtime (--backend ort); build an .engine "
+                            "for trt, or give a timm name for torch")
+        loaded = _load_onnx(model, args)
+    elif suffix in (".engine", ".plan", ".trt"):
+        if backend not in ("auto", "trt"):
+            raise _mismatch(model, backend, "a TensorRT engine runs only on --backend trt")
+        loaded = _load_engine(model, args)
+    elif Path(model).exists():
+        raise UsageError(f"cannot tell how to run {model}: expected .onnx, .engine or a timm model name")
+    else:
+        if backend in ("trt", "ort"):
+            raise _mismatch(model, backend, "a timm model name runs on torch or torch-cuda; export it to .onnx "
+                            "(tdm-edge export) for ort")
+        loaded = _load_torch(args, "cuda" if backend == "torch-cuda" else "cpu")
+    warn_if_random(loaded.meta, "run")
+    return loaded
+
+
+def _check_reduction(meta: dict) -> None:
+    from .tokens import MAPPED_METHODS
+
+    method = meta.get("reduction", {}).get("method", "none")
+    if method not in MAPPED_METHODS:
+        raise UsageError(f"--show-tokens maps bat and evit models; this one is {method!r}")
+
+
+def _load_onnx(path: str, args: argparse.Namespace) -> LoadedModel:
+    from ..export.onnx_export import read_metadata
+    from ..runners.onnxrt import OnnxRuntimeRunner
+
+    meta = read_metadata(path)
+    source: object = path
+    names: list[str] = []
+    if args.show_tokens:
+        import onnx
+
+        from ..export.selections import add_selection_outputs, output_selections
+
+        _check_reduction(meta)
+        proto = add_selection_outputs(onnx.load(path))  # in memory; no-op for an export with --selection-outputs
+        source, names = proto, output_selections(proto)
+    return LoadedModel(OnnxRuntimeRunner(source, intra_op_threads=args.threads), meta, "ort", names)
+
+
+def _load_engine(path: str, args: argparse.Namespace) -> LoadedModel:
+    try:
+        from ..runners.tensorrt import TensorRTRunner  # another stage's module; absent without TensorRT support
+        import tensorrt  # noqa: F401  (the runner imports it on activation; fail here with one line instead)
+    except ImportError:
+        raise UsageError(TRT_HINT) from None
+    meta = _engine_metadata(path)
+    names = []
+    if args.show_tokens:
+        _check_reduction(meta)
+        names = [o["name"] for o in meta.get("onnx", {}).get("outputs", []) if o["name"].startswith("tdm_")]
+        if not names:
+            raise UsageError(f"{path} has no selection outputs; export with --selection-outputs and rebuild it")
+    return LoadedModel(TensorRTRunner(path), meta, "trt", names)
+
+
+def _engine_metadata(path: str) -> dict:
+    import json
+
+    for side in (Path(os.fspath(path) + ".json"), Path(path).with_suffix(".json")):
+        if side.is_file():
+            record = json.loads(side.read_text())
+            return record.get("metadata", record)  # tdm-edge build's sidecar keeps the ONNX metadata whole
+    raise UsageError(f"no metadata for {path}: expected {os.fspath(path)}.json beside it (tdm-edge build writes it)")
+
+
+def _load_torch(args: argparse.Namespace, device: str) -> LoadedModel:
+    import torch
+
+    from ..cli import build_model_from_args
+    from ..export.onnx_export import build_metadata
+    from ..export.verify import SelectionProbe, run_with_selections
+    from ..provenance import weights_record
+    from ..runners.pytorch import PyTorchRunner, vit_input_metadata
+
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError("--backend torch-cuda needs a CUDA GPU, and none is visible; use --backend torch")
+    model = build_model_from_args(args).eval()
+    meta = build_metadata(model, name=args.model, batch=1, opset=17)
+    meta["weights"] = weights_record(args.checkpoint)
+    names: list[str] = []
+    module: torch.nn.Module = model
+    if args.show_tokens:
+        _check_reduction(meta)
+        _, selections, _ = run_with_selections(model, torch.zeros(1, *meta["preprocessing"]["input_size"]))
+        names = list(selections)
+        module = SelectionProbe(model)
+    runner = PyTorchRunner(module, vit_input_metadata(model), output_names=("logits", *names), device=device)
+    return LoadedModel(runner, meta, "torch-cuda" if device == "cuda" else "torch", names)

@@ -1,0 +1,125 @@
+"""``tdm-edge run SOURCE [OUTPUT] --model M ...``: jetson-inference's ``imagenet.py`` for token-pruned ViTs.
+
+This module only builds the parser; OpenCV, ONNX Runtime and torch are imported when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+
+from ..errors import UsageError
+from .sources import FLIPS  # plain data; numpy is its only import at module level
+
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_commands(sub, parser_class) -> None:
+    from ..cli import add_model_arguments
+
+    p = sub.add_parser("run", help="classify a camera, stream, video or images live (jetson-inference's imagenet)",
+                       description="Classify a camera stream, video file or images with a token-pruned ViT; draw "
+                       "the top-k labels, FPS and per-stage times (and with --show-tokens the token map).")
+    p.add_argument("input", help="csi://0, /dev/video0, v4l2://0, rtsp://..., a video, an image, a folder/, "
+                   "synthetic://")
+    p.add_argument("output", nargs="?", default=None,
+                   help="display://0 (default with a display), out.mp4 (mp4v) / out.avi (MJPG), out.jpg, folder/")
+    p.add_argument("--backend", default="auto", help="auto | trt | ort | torch | torch-cuda (default auto: by model)")
+    p.add_argument("--topk", "--topK", type=_positive_int, default=5, help="predictions shown (default 5)")
+    p.add_argument("--headless", action="store_true", help="no window")
+    p.add_argument("--input-width", type=_positive_int, default=None)
+    p.add_argument("--input-height", type=_positive_int, default=None)
+    p.add_argument("--input-rate", type=float, default=None, help="frames per second (cameras, synthetic://)")
+    p.add_argument("--input-flip", choices=FLIPS, default="none")
+    p.add_argument("--input-loop", type=int, default=0, help="files: -1 forever, 0 once (default), N more times")
+    p.add_argument("--input-retries", type=int, default=5,
+                   help="live sources: reconnection attempts with backoff before giving up (default 5)")
+    p.add_argument("--output-codec", choices=("mp4v", "mjpg", "h264"), default=None,
+                   help="video file codec (default: mp4v for .mp4, mjpg for .avi)")
+    p.add_argument("--show-tokens", action="store_true",
+                   help="draw the token map: what happened to every patch in every reduction stage")
+    p.add_argument("--log", default=None, help="write one JSON line per frame to this file")
+    p.add_argument("--threads", type=_positive_int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after this many processed frames")
+    group = p.add_argument_group("for a timm model name (PyTorch backends)")
+    add_model_arguments(group)
+    p.set_defaults(func=_cmd_run, model=None)
+    for action in p._actions:  # the shared --model option, described for this command
+        if action.dest == "model":
+            action.help = "an .engine (TensorRT), an .onnx (ONNX Runtime) or a timm name (PyTorch; --checkpoint)"
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .backends import load_model
+    from .capture import FrameGrabber
+    from .cvutil import cv2, has_display
+    from .loop import FrameLog, StopSignals, run_loop
+    from .outputs import open_output, parse_output
+    from .overlay import Overlay
+    from .sources import SourceOptions, open_source, parse_source
+
+    cv2()  # OpenCV missing: one line, before anything else is loaded
+    spec = parse_source(args.input)
+    out_specs = parse_output(args.output, args.headless, args.output_codec)
+    if args.output is None and not args.headless and not has_display():
+        print("tdm-edge run: no display found: running headless (give an output file to keep the frames)",
+              file=sys.stderr)
+    options = SourceOptions(args.input_width, args.input_height, args.input_rate, args.input_flip, args.input_loop,
+                            args.input_retries)
+    source = open_source(spec, options)
+    outputs, log_file = [], None
+    try:
+        loaded = load_model(args)
+        meta = loaded.meta
+        patch = meta["model"]["patch_size"]
+        _, height, width = meta["preprocessing"]["input_size"]
+        overlay = Overlay(meta.get("labels"), meta["preprocessing"], (height // patch[0], width // patch[1]))
+        log_file = _open_log(args.log)
+        name = meta["model"].get("name") or Path(args.model).name
+        outputs = [open_output(s, source.fps or 30.0, f"tdm-edge: {name}") for s in out_specs]
+        from tqdm import tqdm
+
+        with loaded.runner, StopSignals() as stop, tqdm(total=_total(source, options), unit="frame", leave=False,
+                                                        disable=None, file=sys.stderr) as bar:
+            grabber = FrameGrabber(source, keep_latest=source.live).start()
+            summary = run_loop(grabber, loaded.runner, meta, overlay, outputs, args.topk, loaded.selections,
+                               FrameLog(log_file), stop, args.max_frames, bar)
+    finally:
+        for output in outputs:
+            output.close()
+        source.close()
+        if log_file is not None:
+            with contextlib.suppress(OSError):  # a full disk was reported already; the lines before it are there
+                log_file.close()
+    print(f"tdm-edge run: {name} on {loaded.backend}, input {args.input}")
+    for line in summary.lines():
+        print(f"  {line}")
+    if summary.exit_code:
+        print(f"tdm-edge run: error: {summary.reason}", file=sys.stderr)
+    return summary.exit_code
+
+
+def _total(source, options) -> int | None:
+    if source.expected is None or options.loop != 0:
+        return None
+    return source.expected
+
+
+def _open_log(path: str | None):
+    if path is None:
+        return None
+    try:
+        return open(path, "w", encoding="utf-8", buffering=1)
+    except OSError as err:
+        raise UsageError(f"cannot write --log {path}: {err.strerror or err}") from None

@@ -1,0 +1,206 @@
+"""Drawing on the frame: the top-k labels (jetson-inference's layout: white on grey, top left), a status line
+(FPS and per-stage milliseconds, bottom left) and, with ``--show-tokens``, the token map.
+
+The token map is drawn where the model looked: the centre crop that preprocessing takes, mapped back into the
+frame. Every patch is tinted by what happened to it (kept: untinted, matched: orange, clustered: one colour per
+cluster, EViT's fused token: magenta), and thin dark lines separate patches that ended up in different tokens, so
+merged tokens show as regions. The frame shows the last stage; small panels beside it show each stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..runners.preprocess import resize_size, to_rgb_uint8
+from .cvutil import cv2
+from .tokens import CLUSTERED, FUSED, KEPT, MATCHED, StageMap
+
+TEXT = (255, 255, 255)
+BACKGROUND = (102, 102, 102)  # jetson-inference's Gray40
+MATCH_COLOUR = (0, 165, 255)
+FUSED_COLOUR = (200, 0, 200)
+TINT_ALPHA = 0.5
+EDGE = (30, 30, 30)
+PAD = 5
+
+
+def to_bgr8(frame: np.ndarray) -> np.ndarray:
+    """Any frame (grayscale, BGRA, 16-bit) -> a ``[H, W, 3]`` uint8 BGR image that can be drawn on (a new array)."""
+    if frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3:
+        return frame.copy()
+    return np.ascontiguousarray(to_rgb_uint8(frame, "BGR")[:, :, ::-1])
+
+
+def font_scale(height: int) -> float:
+    return max(0.3, 0.7 * height / 720)
+
+
+def label_boxes(texts: Sequence[str], height: int) -> list[tuple[int, int, int, int]]:
+    """``(x0, y0, x1, y1)`` of each label's background box, top left, one line each (as jetson-inference)."""
+    c = cv2()
+    scale = font_scale(height)
+    thickness = max(1, round(2 * scale))
+    boxes, y = [], PAD
+    for text in texts:
+        (w, h), base = c.getTextSize(text, c.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        boxes.append((PAD, y, PAD + w + 2 * PAD, y + h + base + 2 * PAD))
+        y += h + base + 2 * PAD + PAD
+    return boxes
+
+
+def draw_text_boxes(image: np.ndarray, texts: Sequence[str], boxes: Sequence[tuple[int, int, int, int]]) -> None:
+    c = cv2()
+    scale = font_scale(image.shape[0])
+    thickness = max(1, round(2 * scale))
+    for text, (x0, y0, x1, y1) in zip(texts, boxes):
+        c.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), BACKGROUND, -1)
+        _, base = c.getTextSize(text, c.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        c.putText(image, text, (x0 + PAD, y1 - PAD - base), c.FONT_HERSHEY_SIMPLEX, scale, TEXT, thickness,
+                  c.LINE_AA)
+
+
+def seen_region(height: int, width: int, prep: dict) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``: the part of a ``height x width`` frame that preprocessing's centre crop keeps."""
+    _, out_h, out_w = prep["input_size"]
+    rh, rw = resize_size(height, width, prep)
+    top, left = int(round((rh - out_h) / 2.0)), int(round((rw - out_w) / 2.0))
+    sy, sx = height / rh, width / rw
+    return (round(max(0, left) * sx), round(max(0, top) * sy), round(min(rw, left + out_w) * sx),
+            round(min(rh, top + out_h) * sy))
+
+
+def cluster_colours(count: int) -> np.ndarray:
+    """``[count, 3]`` BGR colours with well separated hues (golden-ratio steps), bright enough to tint."""
+    hues = (np.arange(count) * 0.618034 % 1.0 * 180).astype(np.uint8)
+    hsv = np.stack([hues, np.full(count, 200, np.uint8), np.full(count, 255, np.uint8)], -1)[None]
+    return cv2().cvtColor(hsv, cv2().COLOR_HSV2BGR)[0].astype(np.float32)
+
+
+def patch_colours(stage: StageMap) -> tuple[np.ndarray, np.ndarray]:
+    """``([P, 3] BGR tint, [P] alpha)`` of every patch for one stage."""
+    colour = np.zeros((len(stage.state), 3), np.float32)
+    alpha = np.where(stage.state == KEPT, 0.0, TINT_ALPHA).astype(np.float32)  # [P]
+    colour[stage.state == MATCHED] = MATCH_COLOUR
+    colour[stage.state == FUSED] = FUSED_COLOUR
+    clustered = stage.state == CLUSTERED
+    if clustered.any():
+        colour[clustered] = cluster_colours(int(stage.cluster.max()) + 1)[stage.cluster[clustered]]
+    return colour, alpha
+
+
+def tint(image: np.ndarray, stage: StageMap, grid: tuple[int, int]) -> None:
+    """Tint ``image`` (the seen region, in place) patch by patch and outline the tokens of ``stage``."""
+    c = cv2()
+    h, w = image.shape[:2]
+    gh, gw = grid
+    colour, alpha = patch_colours(stage)
+    colour_img = c.resize(colour.reshape(gh, gw, 3).astype(np.uint8), (w, h), interpolation=c.INTER_NEAREST)
+    mask = c.resize((alpha > 0).reshape(gh, gw).astype(np.uint8), (w, h), interpolation=c.INTER_NEAREST)
+    blended = c.addWeighted(image, 1.0 - TINT_ALPHA, colour_img, TINT_ALPHA, 0.0)
+    c.copyTo(blended, mask, image)
+    xs = np.linspace(0, w, gw + 1).round().astype(int)  # cell edges in pixels
+    ys = np.linspace(0, h, gh + 1).round().astype(int)
+    owner = stage.owner.reshape(gh, gw)
+    for r, col in zip(*np.nonzero(owner[:, 1:] != owner[:, :-1])):  # a vertical edge between two tokens
+        c.line(image, (int(xs[col + 1]), int(ys[r])), (int(xs[col + 1]), int(ys[r + 1])), EDGE, 1)
+    for r, col in zip(*np.nonzero(owner[1:, :] != owner[:-1, :])):  # a horizontal edge
+        c.line(image, (int(xs[col]), int(ys[r + 1])), (int(xs[col + 1]), int(ys[r + 1])), EDGE, 1)
+
+
+class Overlay:
+    """Draws one frame's results.
+
+    Args:
+        labels: class names (``meta["labels"]``) or ``None`` (then ``class N``).
+        prep: ``meta["preprocessing"]``, to place the token map where the model looked.
+        grid: the patch grid (rows, columns), e.g. (14, 14).
+    """
+
+    def __init__(self, labels: Sequence[str] | None, prep: dict, grid: tuple[int, int]) -> None:
+        self.labels = labels
+        self.prep = prep
+        self.grid = grid
+
+    def label(self, cls: int) -> str:
+        return self.labels[cls] if self.labels and cls < len(self.labels) else f"class {cls}"
+
+    def texts(self, top: Sequence[tuple[int, float]]) -> list[str]:
+        """``05.2f% label`` per prediction, as imagenet.py prints them."""
+        return [f"{100.0 * p:05.2f}% {self.label(cls)}" for cls, p in top]
+
+    def draw(self, frame: np.ndarray, top: Sequence[tuple[int, float]], status: str | None = None,
+             maps: Sequence[StageMap] | None = None) -> np.ndarray:
+        """A new 8-bit BGR image: ``frame`` with the token map (when given), labels and status drawn."""
+        image = to_bgr8(frame)
+        if maps:
+            self.draw_tokens(image, maps)
+        texts = self.texts(top)
+        boxes = label_boxes(texts, image.shape[0])
+        draw_text_boxes(image, texts, boxes)
+        if maps:
+            self.draw_legend(image, maps, boxes[-1][3] + PAD if boxes else PAD)
+        if status:
+            self.draw_status(image, status)
+        return image
+
+    def draw_legend(self, image: np.ndarray, maps: Sequence[StageMap], y: int) -> None:
+        """One line under the labels: a swatch per state that occurs (clusters shown by their first colours)."""
+        c = cv2()
+        scale = 0.6 * font_scale(image.shape[0])
+        (_, h), base = c.getTextSize("Xg", c.FONT_HERSHEY_SIMPLEX, scale, 1)
+        states = set(np.concatenate([m.state for m in maps]).tolist())
+        entries = [("kept", None)] + [(name, colour) for state, name, colour in (
+            (MATCHED, "matched", MATCH_COLOUR), (CLUSTERED, "clustered", None), (FUSED, "fused", FUSED_COLOUR))
+            if state in states]
+        widths = [h + 3 * PAD // 2 + c.getTextSize(name, c.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for name, _ in entries]
+        c.rectangle(image, (PAD, y), (2 * PAD + sum(widths) + PAD * len(entries), y + h + base + 2 * PAD),
+                    BACKGROUND, -1)
+        x = 2 * PAD
+        for (name, colour), width in zip(entries, widths):
+            top = y + PAD
+            if name == "clustered":  # three cluster colours side by side
+                for i, col in enumerate(cluster_colours(3)):
+                    c.rectangle(image, (x + i * h // 3, top), (x + (i + 1) * h // 3, top + h), col.tolist(), -1)
+            else:
+                c.rectangle(image, (x, top), (x + h, top + h), colour or TEXT, -1 if colour else 1)
+            c.putText(image, name, (x + h + PAD, top + h), c.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1, c.LINE_AA)
+            x += width + PAD
+
+    def draw_status(self, image: np.ndarray, status: str) -> None:
+        c = cv2()
+        scale = 0.8 * font_scale(image.shape[0])
+        (w, h), base = c.getTextSize(status, c.FONT_HERSHEY_SIMPLEX, scale, 1)
+        y1 = image.shape[0] - PAD
+        c.rectangle(image, (PAD, y1 - h - base - 2 * PAD), (PAD + w + 2 * PAD, y1), BACKGROUND, -1)
+        c.putText(image, status, (2 * PAD, y1 - PAD - base), c.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1, c.LINE_AA)
+
+    def draw_tokens(self, image: np.ndarray, maps: Sequence[StageMap]) -> None:
+        """The last stage on the seen region; one panel per stage (at most four, evenly chosen) in a column right of
+        it, or in a row at the bottom right when the frame has no room beside it."""
+        c = cv2()
+        x0, y0, x1, y1 = seen_region(*image.shape[:2], self.prep)
+        crop = image[y0:y1, x0:x1].copy()
+        tint(image[y0:y1, x0:x1], maps[-1], self.grid)
+        c.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), (255, 255, 255), 1)
+        shown = [maps[round(i * (len(maps) - 1) / 3)] for i in range(4)] if len(maps) > 4 else list(maps)
+        height, width = image.shape[:2]
+        count = len(shown)
+        right = width - x1 - 2 * PAD  # room right of the seen region: a column of panels there
+        if right >= 64:
+            side = min(right, (height - PAD) // count - PAD)
+            places = [(width - side - PAD, PAD + i * (side + PAD)) for i in range(count)]
+        else:  # a row at the bottom right
+            side = max(48, min(height // 4, (width - PAD) // count - PAD))
+            places = [(width - (count - i) * (side + PAD), height - side - PAD) for i in range(count)]
+        small = c.resize(crop, (side, side), interpolation=c.INTER_LINEAR)  # a thumbnail: speed over fidelity
+        scale = 0.6 * font_scale(height)
+        for stage, (px, py) in zip(shown, places):
+            if px < 0 or py < 0:
+                break
+            panel = small.copy()
+            tint(panel, stage, self.grid)
+            c.putText(panel, f"block {stage.block + 1}", (3, side - 4), c.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1,
+                      c.LINE_AA)
+            image[py:py + side, px:px + side] = panel
