@@ -25,6 +25,7 @@ REDUCTION_OPTIONS = ("keep_rate", "prune_blocks", "cluster_ratio", "knn", "tome_
 STAGE_COMMANDS: list[str] = [
     ".engine.commands",
     ".bench.commands",
+    ".quantize.commands",
     ".video.commands",
     ".train.commands",
 ]

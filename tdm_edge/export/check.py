@@ -27,6 +27,7 @@ from google.protobuf.message import DecodeError
 from onnx import inliner
 
 from . import trt_ops
+from .check_qdq import qdq_findings
 from .model_info import DEFAULT_DOMAINS, ModelInfo, attr, node_name, skeleton_model
 from ..errors import UsageError, first_line
 
@@ -133,7 +134,8 @@ def check_model(model: onnx.ModelProto, trt: str = "10", extra_rules: Iterable[R
         findings.append(Finding(label, "shape-inference", f"strict ONNX shape inference failed: {error}", MODEL))
     info = ModelInfo(model, opset, t)
     static = ModelInfo(model, opset, t, specialize=1) if info.dynamic else info
-    return findings + _check_graph(info, static, [*load_rules(), *extra_rules])
+    qdq = [Finding(*f) for f in qdq_findings(model, t.name)]  # explicit-quantization rules (check_qdq.py)
+    return findings + _check_graph(info, static, [*load_rules(), *extra_rules]) + qdq
 
 
 def _strict_inference_error(model: onnx.ModelProto) -> str:
