@@ -113,6 +113,11 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
     models = compared_models(cfg.model, cfg.keep_rate, cfg.method, cfg.checkpoint, cfg.extras, **cfg.model_kwargs)
     macs = {k: flops_report(m, batch=1).gmacs for k, m in models.items()}
     schedule = models["pruned"].tdm_schedule
+    if cfg.checkpoint is not None:
+        from ..train.trained import has_record, read_record
+
+        if has_record(cfg.checkpoint):  # a trained model brings its own architecture
+            cfg.model = read_record(cfg.checkpoint)["model"]
     result = {
         "benchmark": f"{cfg.method} vs unpruned vs ideal slice",
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -45,11 +45,12 @@ def _cv2():
 
 
 def list_images(directory: str | os.PathLike) -> list[Path]:
-    """Image files directly in ``directory`` (by extension), sorted by name."""
+    """Image files in ``directory`` and its sub-folders (an ImageFolder's class folders), by extension, sorted by
+    path."""
     directory = Path(directory)
     if not directory.is_dir():
         raise UsageError(f"{directory}: not a directory" if directory.exists() else f"{directory}: no such directory")
-    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
         raise UsageError(f"{directory}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
     return files
