@@ -53,9 +53,10 @@ def test_tune_writes_the_model_it_picked(ladder, tmp_path):
     rungs, models = ladder
     assert [r.stage_tokens for r in rungs] == [[17], [17, 9, 5, 3]]
     assert rungs[1].gmacs < rungs[0].gmacs
-    slow, fast = sorted(rungs, key=lambda r: r.fps)
-    chosen = pick(rungs, fast.fps)  # only the faster rung meets its own frame rate
-    assert chosen is fast
+    target = max(r.fps for r in rungs)  # the faster rung (whichever it was on this machine) meets it
+    chosen = pick(rungs, target)
+    assert chosen.fps >= target
+    assert all(r.fps < target for r in rungs if r.keep_rate > chosen.keep_rate)
     out = tmp_path / "chosen.onnx"
     write_choice(models[chosen.keep_rate], str(out), "ort", "fp32", "deit_tiny_patch16_224", log=lambda m: None)
     assert read_metadata(out)["reduction"]["keep_rate"] == chosen.keep_rate
