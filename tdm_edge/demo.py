@@ -170,7 +170,7 @@ def write_report(report: dict, out: str) -> None:
 
     s = report["steps"]
     ev, fl = s["eval"], s["flops"]
-    lines = [f"# tdm-edge demo report", "",
+    lines = ["# tdm-edge demo report", "",
              f"Model: `{report['model']}`; classes {', '.join(report['labels'])}. Run took {report['seconds']} s.", "",
              "## Accuracy (fresh held-out set)", "", f"top-1 **{ev.get('top1', ev.get('top-1'))} %**, "
              f"top-5 {ev.get('top5', ev.get('top-5'))} % on {ev.get('images', '?')} images", "",

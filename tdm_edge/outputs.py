@@ -91,6 +91,11 @@ def _backup(path: Path) -> str | None:
     return backup
 
 
+def write_file(path: str | os.PathLike, data: bytes) -> None:
+    """One file, written atomically with the umask's permissions (:func:`write_files` of one)."""
+    write_files({path: data})
+
+
 def write_files(contents: dict[str | os.PathLike, bytes]) -> None:
     """Write every file of ``contents`` or none of them (see the module docstring); raises ``OSError`` on failure.
 

@@ -21,11 +21,16 @@ def weights_record(checkpoint: str | os.PathLike | None) -> str | dict:
     """``"random"`` without a checkpoint, else the checkpoint's file name and sha256."""
     if checkpoint is None:
         return RANDOM
+    return {"file": os.path.basename(os.fspath(checkpoint)), "sha256": sha256_file(checkpoint)}
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
-    with open(checkpoint, "rb") as f:
+    with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
-    return {"file": os.path.basename(os.fspath(checkpoint)), "sha256": digest.hexdigest()}
+    return digest.hexdigest()
 
 
 def record_weights(model, record: str | dict) -> None:

@@ -9,7 +9,7 @@ import sys
 import time
 
 from ..errors import UsageError
-from .backends import BACKENDS, PRECISIONS, check_backend
+from .backends import BACKENDS, check_backend
 
 
 def int_list(text: str) -> tuple[int, ...]:
@@ -81,7 +81,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     result = run_bench(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(table(result))
     if args.json:
-        _write_atomic(args.json, json.dumps(result, indent=1) + "\n")
+        from ..outputs import write_file
+
+        write_file(args.json, (json.dumps(result, indent=1) + "\n").encode())
         print(f"wrote {args.json}")
     if args.plot:
         from .plot import plot_bench
@@ -117,12 +119,6 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     write_choice(models[chosen.keep_rate], args.output, args.backend, args.precision, args.model, log=log)
     return 0
 
-
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def add_commands(sub, parser_class) -> None:

@@ -5,35 +5,17 @@ Reading and comparing it lives in :mod:`tdm_edge.runners.trt_env` (the runner ch
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
-from ..runners.trt_env import SIDECAR_FORMAT, sha256_file, sidecar_path
+from ..outputs import write_file
+from ..provenance import sha256_file
+from ..runners.trt_env import SIDECAR_FORMAT, sidecar_path
 
 __all__ = ["atomic_write", "engine_record", "sha256_file", "write_sidecar"]
 
-
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename: a reader never sees half a file.
-
-    The file gets the permissions a plain ``open`` would give (0o666 minus the umask), not mkstemp's 0o600.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+atomic_write = write_file  # one atomic, umask-respecting writer for the whole package (tdm_edge.outputs)
 
 
 def engine_record(*, trt_version: str, gpu_name: str, compute_capability: str, precision: str, dla_core: int | None,

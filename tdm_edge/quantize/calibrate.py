@@ -14,7 +14,6 @@ Softmax feeding a ReduceMean rather than a MatMul.
 
 from __future__ import annotations
 
-import hashlib
 import contextlib
 import json
 import logging
@@ -28,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
+from ..outputs import write_files
+from ..provenance import sha256_file
 from .data import ImageSet
 from .recipes import Recipe
 
@@ -251,30 +252,6 @@ def gemm_to_matmul(proto) -> int:
     return rewritten
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory, with umask permissions."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def model_batch(meta: dict, batch: int | None) -> int:
     """The calibration batch: the model's static batch (``batch`` must agree), or ``batch`` (default 8)."""
     static = meta.get("onnx", {}).get("batch")
@@ -345,13 +322,13 @@ def calibrate(model_path: str | os.PathLike, output: str | os.PathLike, *, targe
                                                          if o.domain in ("", "ai.onnx"))}
     meta["quantization"] = {
         "target": target, "mode": mode, "recipe": recipe.as_dict(), "calibration": calib,
-        "parent": {"file": os.path.basename(os.fspath(model_path)), "sha256": file_sha256(model_path)},
+        "parent": {"file": os.path.basename(os.fspath(model_path)), "sha256": sha256_file(model_path)},
         "quantized_nodes": nodes, "tool": {"onnxruntime": _ort_version()},
     }
     del result.metadata_props[:]
     result.metadata_props.add(key=METADATA_KEY, value=json.dumps(meta))
-    write_atomic(sidecar_path(output), (json.dumps(meta, indent=1) + "\n").encode())
-    write_atomic(output, result.SerializeToString())  # last: a complete .onnx means a complete calibration
+    write_files({sidecar_path(output): (json.dumps(meta, indent=1) + "\n").encode(),
+                 output: result.SerializeToString()})  # both or neither; the .onnx last marks a complete calibration
     matmuls = sum(n.op_type in ("MatMul", "Gemm") for n in work.graph.node)
     return CalibrationReport(os.fspath(output), target, mode, len(nodes), matmuls - len(nodes), calib,
                              time.perf_counter() - start)

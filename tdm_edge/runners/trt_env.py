@@ -9,7 +9,6 @@ must check it *before* deserialising, and runners sit below the engine stage.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import json
 import os
 import platform
@@ -19,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import UsageError
+from ..provenance import sha256_file
 
 MIN_VERSION = (8, 5)
 SIDECAR_FORMAT = "tdm-edge-engine/1"
@@ -60,13 +60,6 @@ def import_tensorrt() -> ModuleType:
         raise TensorRTMissing(f"TensorRT {tensorrt.__version__} is too old: tdm-edge needs 8.5 or newer")
     return tensorrt
 
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_plugins(trt: ModuleType, logger, paths: Sequence[str | os.PathLike]) -> dict[str, str]:

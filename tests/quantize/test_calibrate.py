@@ -11,7 +11,8 @@ from onnx import numpy_helper
 from tdm_edge.cli import main
 from tdm_edge.export.check import check_model
 from tdm_edge.export.onnx_export import read_metadata
-from tdm_edge.quantize.calibrate import file_sha256, ranking_inputs, select_nodes
+from tdm_edge.provenance import sha256_file
+from tdm_edge.quantize.calibrate import ranking_inputs, select_nodes
 from tdm_edge.quantize.data import load_images
 
 
@@ -77,7 +78,7 @@ def test_metadata_records_recipe_calibration_set_and_parent(trained, int8):
     assert quant["target"] == "trt" and quant["recipe"]["name"] == "default"
     images = load_images(meta["preprocessing"], images=str(trained["calib"]), num=512)
     assert quant["calibration"] == {"count": 64, "source": f"images:{trained['calib']}", "sha256": images.sha256}
-    assert quant["parent"] == {"file": "tiny_bat.onnx", "sha256": file_sha256(trained["fp32"])}
+    assert quant["parent"] == {"file": "tiny_bat.onnx", "sha256": sha256_file(trained["fp32"])}
     assert json.loads((int8.parent / "tiny_bat.int8.json").read_text()) == meta
     assert oct(os.stat(int8).st_mode & 0o777) == oct(0o666 & ~_umask())
 
