@@ -49,6 +49,14 @@ def _in_range(kind: type, low, high, what: str):
     return parse
 
 
+def positive_int(text: str) -> int:
+    """An argparse type for counts (frames, threads, top-k): an integer >= 1."""
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def _keep_rate(text: str) -> float:
     value = _number(text, float)
     if not 0.0 < value <= 1.0:

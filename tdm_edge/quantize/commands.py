@@ -7,26 +7,18 @@ import json
 import os
 import sys
 
+from ..cli import positive_int
 from ..errors import UsageError
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def _add_sources(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--images", metavar="DIR", help="a folder of images (spread evenly when there are more)")
     src.add_argument("--video", metavar="FILE", help="a video; frames sampled evenly over its whole length")
-    src.add_argument("--synthetic", type=_positive, metavar="N", help="N drawn scenes (only to try the pipeline)")
-    p.add_argument("--num", type=_positive, default=None, help="at most this many frames (calibrate: the recipe's)")
-    p.add_argument("--batch", type=_positive, default=None,
+    src.add_argument("--synthetic", type=positive_int, metavar="N", help="N drawn scenes (only to try the pipeline)")
+    p.add_argument("--num", type=positive_int, default=None, help="at most this many frames (calibrate: the recipe's)")
+    p.add_argument("--batch", type=positive_int, default=None,
                    help="batch for a dynamic-batch model (default 8; a static model uses its own)")
 
 
@@ -48,7 +40,7 @@ def add_commands(sub, parser_class) -> None:
     p.add_argument("fp32", help="the FP32 .onnx")
     p.add_argument("int8", help="the INT8 .onnx calibrated from it")
     _add_sources(p)
-    p.add_argument("--threads", type=_positive, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime intra-op threads")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_compare)
 

@@ -10,19 +10,11 @@ import contextlib
 import sys
 from pathlib import Path
 
+from ..cli import positive_int
 from ..errors import UsageError
 from .sources import FLIPS  # plain data; numpy is its only import at module level
 
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add_commands(sub, parser_class) -> None:
@@ -36,10 +28,10 @@ def add_commands(sub, parser_class) -> None:
     p.add_argument("output", nargs="?", default=None,
                    help="display://0 (default with a display), out.mp4 (mp4v) / out.avi (MJPG), out.jpg, folder/")
     p.add_argument("--backend", default="auto", help="auto | trt | ort | torch | torch-cuda (default auto: by model)")
-    p.add_argument("--topk", "--topK", type=_positive_int, default=5, help="predictions shown (default 5)")
+    p.add_argument("--topk", "--topK", type=positive_int, default=5, help="predictions shown (default 5)")
     p.add_argument("--headless", action="store_true", help="no window")
-    p.add_argument("--input-width", type=_positive_int, default=None)
-    p.add_argument("--input-height", type=_positive_int, default=None)
+    p.add_argument("--input-width", type=positive_int, default=None)
+    p.add_argument("--input-height", type=positive_int, default=None)
     p.add_argument("--input-rate", type=float, default=None, help="frames per second (cameras, synthetic://)")
     p.add_argument("--input-flip", choices=FLIPS, default="none")
     p.add_argument("--input-loop", type=int, default=0, help="files: -1 forever, 0 once (default), N more times")
@@ -50,8 +42,8 @@ def add_commands(sub, parser_class) -> None:
     p.add_argument("--show-tokens", action="store_true",
                    help="draw the token map: what happened to every patch in every reduction stage")
     p.add_argument("--log", default=None, help="write one JSON line per frame to this file")
-    p.add_argument("--threads", type=_positive_int, default=None, help="ONNX Runtime intra-op threads")
-    p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after this many processed frames")
+    p.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--max-frames", type=positive_int, default=None, help="stop after this many processed frames")
     group = p.add_argument_group("for a timm model name (PyTorch backends)")
     add_model_arguments(group)
     p.set_defaults(func=_cmd_run, model=None)
