@@ -58,9 +58,10 @@ def _model_kwargs(args: argparse.Namespace) -> dict:
 
 
 def _warn_random(args: argparse.Namespace, command: str) -> None:
-    from ..provenance import warn_if_random
+    if args.checkpoint is None:  # bench and tune build their models: random weights unless a checkpoint is given
+        from ..provenance import RANDOM, warn_if_random
 
-    warn_if_random({"weights": "random"} if args.checkpoint is None else {"weights": {}}, command)
+        warn_if_random({"weights": RANDOM}, command)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -116,7 +117,14 @@ def _cmd_tune(args: argparse.Namespace) -> int:
               f"{best.fps:.1f} FPS at keep rate {best.keep_rate}); nothing written", file=sys.stderr)
         return 1
     print(f"chosen: keep rate {chosen.keep_rate} ({chosen.fps:.1f} FPS >= {args.target_fps:g})")
-    write_choice(models[chosen.keep_rate], args.output, args.backend, args.precision, args.model, log=log)
+    name, labels = args.model, None
+    if args.checkpoint is not None:
+        from ..train.trained import has_record, read_record
+
+        if has_record(args.checkpoint):  # a trained model's own name and labels go into the chosen model's metadata
+            record = read_record(args.checkpoint)
+            name, labels = record["model"], record["labels"]
+    write_choice(models[chosen.keep_rate], args.output, args.backend, args.precision, name, log=log, labels=labels)
     return 0
 
 

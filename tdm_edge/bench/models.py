@@ -13,6 +13,7 @@ import dataclasses
 
 import torch
 
+from ..provenance import record_weights, weights_of
 from ..reduce.models import create_model
 
 
@@ -88,5 +89,6 @@ def compared_models(name: str, keep_rate: float, method: str = "bat", checkpoint
     for key, meth in (("pruned", method), ("ideal", "bat"), *((e, e) for e in extras)):
         model = build(meth, keep_rate, None)
         model.load_state_dict(state)
+        record_weights(model, weights_of(base))
         models[key] = ideal_model(model) if key == "ideal" else model
     return {k: m.eval() for k, m in models.items()}

@@ -52,19 +52,21 @@ def measure_ladder(name: str, keep_rates: tuple[float, ...], backend: str = "ort
     """Measure every keep rate; returns the rungs and the models (``{keep_rate: model}``) they were built from."""
     import torch
 
+    from ..provenance import record_weights, weights_of
     from ..reduce.flops import flops_report
-    from ..reduce.models import create_model
     from .backends import prepare
-    from .models import trained_like
+    from .models import model_builder, trained_like
 
     torch.manual_seed(0)
-    base = create_model(name, method="none", checkpoint=checkpoint, **model_kwargs)
+    build = model_builder(name, checkpoint, **model_kwargs)  # a trained tdm-edge checkpoint brings its architecture
+    base = build("none", None, checkpoint)
     if checkpoint is None:
         trained_like(base)
     models = {}
     for rate in keep_rates:
-        model = base if rate >= 1.0 else create_model(name, method=method, keep_rate=rate, **model_kwargs)
+        model = base if rate >= 1.0 else build(method, rate, None)
         model.load_state_dict(base.state_dict())
+        record_weights(model, weights_of(base))  # the chosen model's export names the weights it really has
         models[rate] = model.eval()
     with tempfile.TemporaryDirectory(prefix="tdm-tune-") as tmp:
         specs = prepare({f"keep{r}": m for r, m in models.items()}, backend, precision, 1, tmp, threads, log)
@@ -79,7 +81,8 @@ def measure_ladder(name: str, keep_rates: tuple[float, ...], backend: str = "ort
     return rungs, models
 
 
-def write_choice(model, output: str, backend: str, precision: str, name: str, log=print) -> str:
+def write_choice(model, output: str, backend: str, precision: str, name: str, log=print,
+                 labels: list[str] | None = None) -> str:
     """Export the chosen model to ``output`` (.onnx, verified), and build the engine for ``backend == "trt"``."""
     from ..export.onnx_export import export_onnx
 
@@ -87,12 +90,12 @@ def write_choice(model, output: str, backend: str, precision: str, name: str, lo
         if not output.endswith(".engine"):
             raise UsageError(f"with --backend trt the output is an engine: {output} should end in .engine")
         onnx_path = output[: -len(".engine")] + ".onnx"
-        log(export_onnx(model, onnx_path, name=name).summary())
+        log(export_onnx(model, onnx_path, name=name, labels=labels).summary())
         from ..engine.build import build_engine
 
         build_engine(onnx_path, output, precision=precision)
         return output
     if not output.endswith(".onnx"):
         raise UsageError(f"the output is an ONNX model: {output} should end in .onnx")
-    log(export_onnx(model, output, name=name).summary())
+    log(export_onnx(model, output, name=name, labels=labels).summary())
     return output

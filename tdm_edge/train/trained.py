@@ -25,9 +25,9 @@ def demo_model_path() -> Path:
 
 def atomic_replace(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     """Give ``tmp`` umask permissions and move it over ``path`` (same folder, so the rename is atomic)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    from ..outputs import umask_mode
+
+    os.chmod(tmp, umask_mode())
     os.replace(tmp, path)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
+from ..outputs import umask_mode, write_file
 from .cvutil import cv2, has_display
 from .sources import IMAGE_EXTS
 
@@ -40,12 +41,6 @@ def free_bytes(folder: str | os.PathLike) -> int:
     """Bytes available to this user on the file system holding ``folder``."""
     st = os.statvfs(folder)
     return st.f_bavail * st.f_frsize
-
-
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 class Output:
@@ -116,7 +111,7 @@ class VideoFileOutput(Output):
             with contextlib.suppress(OSError):
                 os.unlink(self.tmp)
             return
-        os.chmod(self.tmp, _umask_mode())
+        os.chmod(self.tmp, umask_mode())
         os.replace(self.tmp, self.path)
 
     def describe(self) -> str:
@@ -156,16 +151,9 @@ class ImageOutput(Output):
 
 
 def _atomic_write(path: str, data: bytes) -> None:
-    folder, base = os.path.split(path)
-    fd, tmp = tempfile.mkstemp(dir=folder or ".", prefix=f".{base}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
+        write_file(path, data)
     except OSError as err:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         if err.errno == 28:  # ENOSPC
             raise OutputFull(f"disk full writing {path}: {path} is not written; earlier frames are") from None
         raise
