@@ -25,19 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, os.fspath(Path(__file__).resolve().parent))  # the benchmarks' own helpers (ort_latency)
-
-from ort_latency import cpu_name, trained_like  # noqa: E402
-
-from tdm_edge.export.onnx_export import export_onnx, read_metadata  # noqa: E402
-from tdm_edge.reduce.models import create_model  # noqa: E402
-from tdm_edge.runners.base import Runner, TensorMeta  # noqa: E402
-from tdm_edge.runners.onnxrt import OnnxRuntimeRunner  # noqa: E402
-from tdm_edge.video.capture import FrameGrabber  # noqa: E402
-from tdm_edge.video.loop import STAGES, run_loop  # noqa: E402
-from tdm_edge.video.outputs import VideoFileOutput  # noqa: E402
-from tdm_edge.video.overlay import Overlay  # noqa: E402
-from tdm_edge.video.sources import FrameSource, SourceOptions, SyntheticSource, open_source, parse_source  # noqa: E402
+from tdm_edge.bench.models import trained_like
+from tdm_edge.bench.run import cpu_name
+from tdm_edge.export.onnx_export import export_onnx, read_metadata
+from tdm_edge.reduce.models import create_model
+from tdm_edge.runners.base import Runner, TensorMeta
+from tdm_edge.runners.onnxrt import OnnxRuntimeRunner
+from tdm_edge.video.capture import FrameGrabber
+from tdm_edge.video.loop import STAGES, run_loop
+from tdm_edge.video.outputs import VideoFileOutput
+from tdm_edge.video.overlay import Overlay
+from tdm_edge.video.sources import FrameSource, SourceOptions, SyntheticSource, open_source, parse_source
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZE = (1280, 720)
