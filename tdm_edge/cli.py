@@ -13,7 +13,7 @@ import sys
 import time
 
 from . import __version__
-from .errors import UsageError
+from .errors import DeviceError, UsageError, first_line
 from .limits import (MAX_BATCH, MAX_CLASSES, MAX_IMG_SIZE, METHOD_HELP, METHODS, OPSETS, check_image_size,
                      check_options, patch_size_from_name)
 
@@ -307,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"tdm-edge {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except DeviceError as err:
+        print(f"tdm-edge {args.command}: error: {first_line(err)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"tdm-edge {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -1,4 +1,4 @@
-"""The one exception type the command line turns into a single line and exit code 2."""
+"""The exception types the command line turns into a single line: bad input (exit 2) and a failing device (exit 1)."""
 
 
 def first_line(err: BaseException, with_type: bool = False) -> str:
@@ -12,3 +12,8 @@ def first_line(err: BaseException, with_type: bool = False) -> str:
 
 class UsageError(ValueError):
     """Bad input from the user (a setting, a file, a model name). ``str(err)`` is one line meant for the user."""
+
+
+class DeviceError(RuntimeError):
+    """A device runtime call failed (CUDA, TensorRT) on input that was fine. ``str(err)`` names the call and the
+    runtime's own error; the command line prints it as one line and exits 1."""

@@ -213,3 +213,15 @@ def test_python_callers_may_loop_methods_over_one_keep_rate():
     assert unpruned.tdm_schedule.stages == () and unpruned.tdm_schedule.keep_rate == 1.0
     with pytest.raises(UsageError, match="--cluster-ratio does not apply to method evit"):
         create_model("deit_tiny_patch16_224", method="evit", cluster_ratio=0.5, img_size=64)
+
+
+def test_a_failing_cuda_call_is_one_line_and_exit_1(monkeypatch, capsys):
+    from tdm_edge.runners.cuda_rt import CudaError
+
+    def fail(args):
+        raise CudaError("cudaMalloc(1048576 bytes) failed: cudaErrorMemoryAllocation\nmore detail")
+
+    monkeypatch.setattr(cli, "build_model_from_args", fail)  # what flops calls first: the failure path of any runner
+    assert cli.main(["flops", "--model", "deit_tiny_patch16_224"]) == 1
+    err = capsys.readouterr().err
+    assert err == "tdm-edge flops: error: cudaMalloc(1048576 bytes) failed: cudaErrorMemoryAllocation\n"

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ..errors import UsageError
+from ..errors import DeviceError, UsageError
 
 
-class CudaError(RuntimeError):
+class CudaError(DeviceError):
     """A CUDA runtime call failed; the message names the call and the CUDA error."""
 
 

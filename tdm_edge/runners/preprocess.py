@@ -3,6 +3,16 @@
 It reads ``meta["preprocessing"]`` (written by the export from timm's data config), so calibration, the camera loop
 and benchmarks resize, crop and normalise exactly as timm's eval transform does, and nobody re-types a mean or a
 crop. OpenCV does the resizing when it is installed (it is fast on video frames), Pillow otherwise.
+
+Two ways to shrink a large frame (both end on the same pixel grid as timm's resize-then-crop):
+
+* exact (default; calibration, evaluation): OpenCV's ``INTER_AREA`` over the whole frame, then the centre crop. On a
+  1280x720 frame that one call costs about 6.5 ms of one core, most of it spent on pixels the crop throws away.
+* ``fast=True`` (the camera loop): only the source pixels under the crop are read. An integer box filter (``INTER_AREA``
+  by a whole factor k, OpenCV's fast path) shrinks them, then one bilinear ``warpAffine`` places every output pixel at
+  the exact source position timm's grid puts it (no sub-pixel shift from cropping at whole pixels). About 0.8 ms at
+  1280x720 -> 224; the result differs from the exact path by a little more than the exact path differs from timm
+  (numbers in docs/video.md, asserted in tests/runners/test_preprocess.py).
 """
 
 from __future__ import annotations
@@ -61,13 +71,59 @@ def _resize(rgb: np.ndarray, height: int, width: int, interpolation: str) -> np.
     return cv2.resize(rgb, (width, height), interpolation=flag)
 
 
-def preprocess(frames: np.ndarray | Sequence[np.ndarray], prep: dict, channel_order: str = "BGR") -> np.ndarray:
+def _crop_box(height: int, width: int, prep: dict) -> tuple[int, int, int, int]:
+    """``(height, width, top, left)``: timm's resize target and the centre crop's corner in it (torchvision's rounding)."""
+    _, out_h, out_w = prep["input_size"]
+    h, w = resize_size(height, width, prep)
+    return h, w, int(round((h - out_h) / 2.0)), int(round((w - out_w) / 2.0))
+
+
+def _shrink_crop_fast(img: np.ndarray, prep: dict):
+    """The centre crop of timm's resized frame, read from the source pixels under it only; None when not worth it.
+
+    Output pixel ``j`` of the crop covers source ``[u0 + j*s, u0 + (j+1)*s)`` (``s`` = source px per resized px,
+    ``u0`` = the crop's corner in source px). A box filter by the whole factor ``k = floor(s)`` from the whole pixel
+    ``x0 = floor(u0)`` gives intermediate pixel ``i`` centred at ``x0 + (i + 0.5) k``; so output ``j``, centred at
+    ``u0 + (j + 0.5) s``, is read bilinearly at ``i = (u0 - x0 + (j + 0.5) s) / k - 0.5``.
+    """
+    import cv2
+
+    _, out_h, out_w = prep["input_size"]
+    src_h, src_w = img.shape[:2]
+    res_h, res_w, top, left = _crop_box(src_h, src_w, prep)
+    sy, sx = src_h / res_h, src_w / res_w  # source px per resized px
+    k = int(min(sy, sx))
+    if k < 2:
+        return None  # no big shrink: the exact path is already cheap
+    uy, ux = top * sy, left * sx  # the crop's corner, source px
+    y0, x0 = int(uy), int(ux)
+    ny = min((src_h - y0) // k, math.ceil((uy - y0 + out_h * sy) / k) + 1)  # intermediate rows (+1: bilinear's reach)
+    nx = min((src_w - x0) // k, math.ceil((ux - x0 + out_w * sx) / k) + 1)
+    region = img[y0:y0 + ny * k, x0:x0 + nx * k]  # [ny*k, nx*k, 3], a view
+    small = cv2.resize(region, (nx, ny), interpolation=cv2.INTER_AREA)  # [ny, nx, 3], exact box filter
+    to_small = np.array([[sx / k, 0.0, (ux - x0 + 0.5 * sx) / k - 0.5],
+                         [0.0, sy / k, (uy - y0 + 0.5 * sy) / k - 0.5]])  # output (x, y) -> intermediate (x, y)
+    return cv2.warpAffine(small, to_small, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)  # [h, w, 3]
+
+
+def _shrink_crop_exact(img: np.ndarray, prep: dict) -> np.ndarray:
+    _, out_h, out_w = prep["input_size"]
+    height, width, top, left = _crop_box(*img.shape[:2], prep)
+    img = _resize(img, height, width, prep.get("interpolation", "bilinear"))
+    return img[top:top + out_h, left:left + out_w]  # [h, w, 3]
+
+
+def preprocess(frames: np.ndarray | Sequence[np.ndarray], prep: dict, channel_order: str = "BGR",
+               fast: bool = False) -> np.ndarray:
     """Frames (one ``[H, W, C]`` array or a list of them, any size) -> ``[B, 3, h, w]`` float32, normalised.
 
     Args:
         frames: images as OpenCV reads them (``channel_order="BGR"``) or as Pillow does (``"RGB"``).
         prep: ``meta["preprocessing"]`` of an exported model (input_size, interpolation, crop_pct, crop_mode,
             mean, std).
+        fast: read only the pixels under the crop when shrinking by 2x or more (see the module docstring); needs
+            OpenCV, falls back to the exact path without it.
     """
     if isinstance(frames, np.ndarray) and frames.ndim in (2, 3):
         frames = [frames]
@@ -80,10 +136,18 @@ def preprocess(frames: np.ndarray | Sequence[np.ndarray], prep: dict, channel_or
         # resized and cropped in the frame's own channel order, swapped on the crop: the same values (resizing treats
         # channels alike) without a strided copy of the whole frame
         img = to_rgb_uint8(np.asarray(frame), "RGB")  # [H, W, 3]
-        height, width = resize_size(*img.shape[:2], prep)
-        img = _resize(img, height, width, prep.get("interpolation", "bilinear"))
-        top, left = int(round((height - out_h) / 2.0)), int(round((width - out_w) / 2.0))  # torchvision's centre crop
-        crop = img[top:top + out_h, left:left + out_w]  # [h, w, 3]
+        crop = _shrink_crop_fast(img, prep) if fast and _has_cv2() else None
+        crop = _shrink_crop_exact(img, prep) if crop is None else crop  # [h, w, 3]
         crop = crop[:, :, ::-1] if swap else crop  # RGB
-        batch[i] = (crop.transpose(2, 0, 1).astype(np.float32) - mean) * inv_std
+        np.copyto(batch[i], crop.transpose(2, 0, 1), casting="unsafe")  # uint8 -> float32, [3, h, w]
+    batch -= mean
+    batch *= inv_std
     return batch
+
+
+def _has_cv2() -> bool:
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -2,8 +2,9 @@
 
 ``.engine`` -> TensorRT (:class:`tdm_edge.runners.tensorrt.TensorRTRunner`, imported only here), ``.onnx`` -> ONNX
 Runtime, a timm model name (with ``--checkpoint``) -> PyTorch on the CPU (``torch``) or CUDA (``torch-cuda``).
-``auto`` picks by the model. Every mismatch is one line (exit 2). Preprocessing and labels always come from the
-model's metadata; random weights are warned about.
+``auto`` picks by the model. Without ``--model`` the model is the ``--checkpoint``'s own (a file written by
+``tdm-edge train`` records its architecture), or else the shipped demo model; both run on PyTorch. Every mismatch is
+one line (exit 2). Preprocessing and labels always come from the model's metadata; random weights are warned about.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from ..runners.base import Runner
 BACKENDS = ("auto", "trt", "ort", "torch", "torch-cuda")
 TRT_HINT = ("TensorRT is not installed here: an .engine needs it (JetPack on a Jetson, or pip install "
             "'tdm-edge[trt]' with a CUDA GPU); run the .onnx with --backend ort instead")
-NO_MODEL = ("--model is required (no demo model ships yet): an .onnx or .engine file, or a timm name with "
-            "--checkpoint; make one with: tdm-edge export --model deit_tiny_patch16_224 -o deit_t.onnx")
+NO_RECORD = ("{checkpoint} does not say which model it holds (it was not written by tdm-edge train): give --model, "
+             "the timm name it was trained as")
 
 
 @dataclass
@@ -39,10 +40,10 @@ def _mismatch(model: str, backend: str, needs: str) -> UsageError:
 def load_model(args: argparse.Namespace) -> LoadedModel:
     """Resolve ``args.model`` / ``args.backend`` (and ``args.show_tokens``, ``args.threads``) to a runner."""
     model, backend = args.model, args.backend
-    if not model:
-        raise UsageError(NO_MODEL)
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if not model:
+        return _load_default(args)
     suffix = Path(model).suffix.lower()
     if suffix in (".onnx", ".engine", ".plan", ".trt") and not Path(model).is_file():
         raise UsageError(f"model not found: {model}")
@@ -62,6 +63,27 @@ def load_model(args: argparse.Namespace) -> LoadedModel:
             raise _mismatch(model, backend, "a timm model name runs on torch or torch-cuda; export it to .onnx "
                             "(tdm-edge export) for ort")
         loaded = _load_torch(args, "cuda" if backend == "torch-cuda" else "cpu")
+    warn_if_random(loaded.meta, "run")
+    return loaded
+
+
+def _load_default(args: argparse.Namespace) -> LoadedModel:
+    """No ``--model``: the ``--checkpoint``'s recorded model, or the shipped demo model, on PyTorch."""
+    import sys
+
+    from ..train.trained import demo_model_path, has_record
+
+    if args.backend in ("trt", "ort"):
+        raise _mismatch("a checkpoint", args.backend, "give the exported model with --model (tdm-edge export / "
+                        "build); a checkpoint runs on torch or torch-cuda")
+    if args.checkpoint is None:
+        args.checkpoint = str(demo_model_path())
+        print(f"tdm-edge run: no --model: using the shipped demo model ({args.checkpoint})", file=sys.stderr)
+    elif not Path(args.checkpoint).is_file():
+        raise UsageError(f"checkpoint not found: {args.checkpoint}")
+    if not has_record(args.checkpoint):
+        raise UsageError(NO_RECORD.format(checkpoint=args.checkpoint))
+    loaded = _load_torch(args, "cuda" if args.backend == "torch-cuda" else "cpu")
     warn_if_random(loaded.meta, "run")
     return loaded
 
@@ -130,8 +152,8 @@ def _load_torch(args: argparse.Namespace, device: str) -> LoadedModel:
     if device == "cuda":
         if not torch.cuda.is_available():
             raise UsageError("--backend torch-cuda needs a CUDA GPU, and none is visible; use --backend torch")
-    model = build_model_from_args(args).eval()
-    meta = build_metadata(model, name=args.model, batch=1, opset=17)
+    model = build_model_from_args(args).eval()  # a recorded checkpoint sets args.model and args.labels
+    meta = build_metadata(model, name=args.model, batch=1, opset=17, labels=getattr(args, "labels", None))
     meta["weights"] = weights_record(args.checkpoint)
     names: list[str] = []
     module: torch.nn.Module = model
@@ -140,5 +162,13 @@ def _load_torch(args: argparse.Namespace, device: str) -> LoadedModel:
         _, selections, _ = run_with_selections(model, torch.zeros(1, *meta["preprocessing"]["input_size"]))
         names = list(selections)
         module = SelectionProbe(model)
+    if device == "cuda":  # fp16 + a CUDA graph, and the fused merge op unless the token map needs the probes
+        from ..runners.torch_cuda import TorchCudaRunner
+
+        runner: Runner = TorchCudaRunner(module, fp16=True, cuda_graph=True, batch=1,
+                                         fused_merge=False if args.show_tokens else "auto",
+                                         input_metadata=vit_input_metadata(model, batch=1),
+                                         output_names=("logits", *names))
+        return LoadedModel(runner, meta, "torch-cuda", names)
     runner = PyTorchRunner(module, vit_input_metadata(model), output_names=("logits", *names), device=device)
-    return LoadedModel(runner, meta, "torch-cuda" if device == "cuda" else "torch", names)
+    return LoadedModel(runner, meta, "torch", names)

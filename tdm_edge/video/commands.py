@@ -15,8 +15,6 @@ from ..errors import UsageError
 from .sources import FLIPS  # plain data; numpy is its only import at module level
 
 
-
-
 def add_commands(sub, parser_class) -> None:
     from ..cli import add_model_arguments
 
@@ -44,12 +42,16 @@ def add_commands(sub, parser_class) -> None:
     p.add_argument("--log", default=None, help="write one JSON line per frame to this file")
     p.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime intra-op threads")
     p.add_argument("--max-frames", type=positive_int, default=None, help="stop after this many processed frames")
+    p.add_argument("--exact-resize", action="store_true",
+                   help="resize the whole frame as calibration and eval do (slower; default: only the pixels under "
+                   "the centre crop, about 0.8 ms instead of 6.5 ms at 1280x720)")
     group = p.add_argument_group("for a timm model name (PyTorch backends)")
     add_model_arguments(group)
     p.set_defaults(func=_cmd_run, model=None)
     for action in p._actions:  # the shared --model option, described for this command
         if action.dest == "model":
-            action.help = "an .engine (TensorRT), an .onnx (ONNX Runtime) or a timm name (PyTorch; --checkpoint)"
+            action.help = ("an .engine (TensorRT), an .onnx (ONNX Runtime) or a timm name (PyTorch; --checkpoint); "
+                           "default: the checkpoint's own model, or the shipped demo model")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -86,7 +88,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                                         disable=None, file=sys.stderr) as bar:
             grabber = FrameGrabber(source, keep_latest=source.live).start()
             summary = run_loop(grabber, loaded.runner, meta, overlay, outputs, args.topk, loaded.selections,
-                               FrameLog(log_file), stop, args.max_frames, bar)
+                               FrameLog(log_file), stop, args.max_frames, bar, args.exact_resize)
     finally:
         for output in outputs:
             output.close()

@@ -8,10 +8,12 @@ output tokens the way :func:`tdm_edge.reduce.patch.reduce_tokens` orders them:
 
 - **bat**: attentive tokens alternate into A and B by rank; output = B tokens (each with the A tokens matched into
   it), the unmatched A tokens, then one token per DPC-kNN cluster of the inattentive tokens;
-- **evit**: the top K-1 tokens stay, the K-th and the inattentive ones fuse into one token.
+- **evit**: the top K-1 tokens stay, the K-th and the inattentive ones fuse into one token;
+- **tome** (every block): all tokens, class token included, alternate into A (even positions, the class token
+  first) and B; output = the unmatched A tokens in A order (the class token first: it never merges), then every B
+  token, each with the A tokens matched into it (:func:`tdm_edge.reduce.merge.tome_merge`).
 
-ToMe is not mapped: its merge now follows the reference (class token in set A, token sizes), whose output order
-this module does not follow yet; :data:`MAPPED_METHODS` lists what is.
+Random drop and slicing are not mapped (:data:`MAPPED_METHODS` lists what is).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 KEPT, MATCHED, CLUSTERED, FUSED = 0, 1, 2, 3
-MAPPED_METHODS = ("bat", "evit")
+MAPPED_METHODS = ("bat", "evit", "tome")
 STATE_NAMES = ("kept", "matched", "clustered", "fused")
 
 
@@ -51,7 +53,7 @@ def selection_names(reduction: Mapping) -> list[str]:
         method = stage["method"]
         if method in ("bat", "evit"):
             add("attentive", "inattentive")
-        if method == "bat":
+        if method in ("bat", "tome"):
             add("matched", "partners", "unmatched")
         if method == "bat":
             add("clusters")
@@ -70,6 +72,15 @@ def _stage(method: str, n: int, sel: dict[str, np.ndarray]) -> tuple[np.ndarray,
         dest[att[k - 1]] = dest[inatt] = k - 1
         state[att[k - 1]] = state[inatt] = FUSED
         return dest, state, cluster
+    if method == "tome":  # indices over all n + 1 tokens; patch token t is token t + 1
+        a, b = np.arange(0, n + 1, 2), np.arange(1, n + 1, 2)  # A (class token first) and B, as token indices
+        src, dst, unm = sel["matched"], sel["partners"], sel["unmatched"]  # over A, over B, over A
+        out = np.empty(n + 1, np.int64)  # every input token's output position, class token included
+        out[a[unm]] = np.arange(len(unm))
+        out[b] = len(unm) + np.arange(len(b))
+        out[a[src]] = len(unm) + dst
+        state[a[src] - 1] = state[b[dst] - 1] = MATCHED  # A token 0 (the class token) is never in src
+        return out[1:] - 1, state, cluster  # among patch tokens: output 0 is the class token
     att, inatt = sel["attentive"], sel["inattentive"]  # bat
     a, b = att[0::2], att[1::2]
     src, dst, unm = sel["matched"], sel["partners"], sel["unmatched"]
@@ -99,9 +110,9 @@ def token_maps(selections: Mapping[str, np.ndarray], reduction: Mapping, num_pat
     for stage in reduction.get("stages", []):
         method, n = stage["method"], stage["n_in"] - 1
         kinds = {"bat": ("attentive", "inattentive", "matched", "partners", "unmatched", "clusters"),
-                 "evit": ("attentive", "inattentive")}.get(method)
+                 "evit": ("attentive", "inattentive"), "tome": ("matched", "partners", "unmatched")}.get(method)
         if kinds is None:
-            continue  # random/slice/tome: not mapped
+            continue  # random/slice: not mapped
         sel = {}
         for kind in kinds:
             sel[kind] = np.asarray(selections[f"tdm_{kind}_{counts.get(kind, 0)}"][item])

@@ -11,10 +11,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from tdm_edge.cli import main
 from tdm_edge.video.overlay import BACKGROUND, label_boxes
 
+from ..conftest import tiny_vit
 from .conftest import LABELS, frames, read_video, write_video
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,6 +106,36 @@ def test_show_tokens_tints_the_seen_region_only(tmp_path, tiny_onnx, capsys):
     assert np.array_equal(tokens[60:170, :45], plain[60:170, :45])  # left of the seen region: untouched
 
 
+def test_without_a_model_the_shipped_demo_model_runs(tmp_path, capsys):
+    from tdm_edge.train.trained import demo_model_path, read_record
+
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), frames(1, (320, 240))[0])
+    code, out, err = run(capsys, src, tmp_path / "o.png", "--headless", "--log", tmp_path / "log.jsonl")
+    assert code == 0, err
+    assert "shipped demo model" in err and "random weights" not in err
+    record = read_record(demo_model_path())
+    assert f"{record['model']} on torch" in out
+    top = log_lines(tmp_path / "log.jsonl")[0]["top"]
+    assert len(top) == 5 and {t["label"] for t in top} <= set(record["labels"])  # 5 of its 6 classes
+
+
+def test_torch_cuda_backend_is_the_fp16_cuda_graph_runner(monkeypatch):
+    # no GPU here: only the choice of runner is checked (the runner itself is tested on a GPU, tests/runners)
+    from tdm_edge.cli import build_parser
+    from tdm_edge.runners.torch_cuda import TorchCudaRunner
+    from tdm_edge.video.backends import load_model
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for show_tokens, fused in ((False, "auto"), (True, False)):
+        args = build_parser().parse_args(["run", "synthetic://", "--backend", "torch-cuda"]
+                                         + ["--show-tokens"] * show_tokens)
+        loaded = load_model(args)
+        assert isinstance(loaded.runner, TorchCudaRunner) and loaded.backend == "torch-cuda"
+        assert loaded.runner.fp16 and loaded.runner.cuda_graph and loaded.runner.fused_merge == fused
+        assert loaded.runner.output_names[0] == "logits" and len(loaded.runner.output_names) == 1 + len(loaded.selections)
+
+
 def test_torch_backend_from_a_timm_name(tmp_path, capsys):
     src = tmp_path / "in.png"
     cv2.imwrite(str(src), frames(1, (120, 100))[0])
@@ -122,7 +154,8 @@ def test_torch_backend_from_a_timm_name(tmp_path, capsys):
     (["IN", "--backend", "trt"], "--backend trt cannot run"),
     (["IN", "--backend", "torch"], "--backend torch cannot run"),
     (["IN", "--model", "ENGINE"], "TensorRT is not installed"),
-    (["IN", "--model", None], "--model is required"),
+    (["IN", "--model", None, "--backend", "ort"], "--backend ort cannot run a checkpoint"),
+    (["IN", "--model", None, "--checkpoint", "PLAIN"], "does not say which model it holds"),
     (["CORRUPT"], "not a video OpenCV can read"),
     (["IN", "OUT.mp4", "--output-codec", "h264"], "H.264 is not available"),
 ])
@@ -130,7 +163,9 @@ def test_bad_input_is_one_line_exit_2(tmp_path, tiny_onnx, capsys, case, words):
     write_video(tmp_path / "in.avi", frames(2), "MJPG")
     (tmp_path / "bad.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
     (tmp_path / "m.engine").write_bytes(b"not an engine")
+    torch.save(tiny_vit().state_dict(), tmp_path / "plain.pth")  # weights without tdm-edge train's record
     subs = {"IN": tmp_path / "in.avi", "CORRUPT": tmp_path / "bad.mp4", "ENGINE": tmp_path / "m.engine",
+            "PLAIN": tmp_path / "plain.pth",
             "OUT.mp4": tmp_path / "out.mp4", "missing.mp4": tmp_path / "missing.mp4"}
     args = [subs.get(a, a) for a in case]
     if "--model" not in case:

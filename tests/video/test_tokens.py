@@ -4,6 +4,7 @@ import torch
 
 from tdm_edge.export.onnx_export import build_metadata
 from tdm_edge.export.verify import record_selections, run_with_selections, structured_images
+from tdm_edge.reduce.merge import tome_merge
 from tdm_edge.reduce.patch import AttentionOutput, patch_vit, reduce_tokens, schedule_of
 from tdm_edge.video.tokens import CLUSTERED, FUSED, KEPT, MATCHED, selection_names, token_maps
 
@@ -21,14 +22,19 @@ def composition_from_the_model(model, selections):
         for stage in schedule_of(model).stages:
             tokens = comp.shape[0]
             x = torch.eye(tokens + 1, dtype=torch.float64)[None]  # [1, N, N]: CLS + one-hot patch tokens
-            out = AttentionOutput(x, torch.full((1, tokens), 1.0 / tokens, dtype=torch.float64), x)
-            y = reduce_tokens(x, out, stage)[0, 1:, 1:].numpy() != 0  # [N', N-1]: input tokens in each output
+            if stage.method == "tome":  # its own entry point (token sizes); the one-hot tokens double as the metric
+                merged, _ = tome_merge(x, x, None, stage.pairs)
+                y = merged[0, 1:, 1:].numpy() != 0  # [N', N-1]
+                assert merged[0, 0, 0] == 1 and merged[0, 0, 1:].abs().sum() == 0  # the class token stays alone
+            else:
+                out = AttentionOutput(x, torch.full((1, tokens), 1.0 / tokens, dtype=torch.float64), x)
+                y = reduce_tokens(x, out, stage)[0, 1:, 1:].numpy() != 0  # [N', N-1]: input tokens in each output
             comp = (y.astype(int) @ comp.astype(int)) > 0  # [N', patches]
             compositions.append(comp)
     return compositions
 
 
-@pytest.mark.parametrize("method", ["bat", "evit"])
+@pytest.mark.parametrize("method", ["bat", "evit", "tome"])
 def test_owner_of_every_patch_matches_the_models_own_merge(method):
     model = patch_vit(tiny_vit(), method, 0.7).eval()
     x = torch.from_numpy(structured_images(1, (32, 32), [0.5] * 3, [0.25] * 3)) + 0.1 * torch.randn(1, 3, 32, 32)
@@ -69,3 +75,19 @@ def test_evit_fuses_into_one_token():
     keep = reduction["stages"][0]["keep"]
     assert (first.state == FUSED).sum() == 64 - (keep - 1)
     assert len(set(first.owner[first.state == FUSED].tolist())) == 1
+
+
+def test_tome_states_follow_the_matching():
+    model = patch_vit(tiny_vit(), "tome", 0.7).eval()
+    _, sel, _ = run_with_selections(model, torch.randn(2, 3, 32, 32))
+    reduction = build_metadata(model, name=None, batch=1, opset=17)["reduction"]
+    maps = token_maps(sel, reduction, 64, item=1)
+    assert len(maps) == len(reduction["stages"]) == 4  # ToMe merges in every block
+    first, stage = maps[0], reduction["stages"][0]
+    src, dst = sel["tdm_matched_0"][1], sel["tdm_partners_0"][1]
+    merged_a = 2 * src - 1  # A token i (token 2i, class token = A 0) is patch token 2i - 1
+    partner_b = 2 * dst  # B token j (token 2j + 1) is patch token 2j
+    assert (first.state[merged_a] == MATCHED).all() and (first.state[partner_b] == MATCHED).all()
+    assert (first.state == MATCHED).sum() == len(set(merged_a.tolist()) | set(partner_b.tolist()))
+    np.testing.assert_array_equal(first.owner[merged_a], first.owner[partner_b])  # joined: one token
+    assert first.owner.max() == stage["n_out"] - 2 and len(np.unique(first.owner)) == stage["n_out"] - 1
