@@ -5,8 +5,9 @@
    preprocessing, top-k, overlay, bookkeeping; headless. Measured with and without the token map, and the cost of
    writing the frames to a video file (mp4v, MJPG) beside it.
 2. End to end: DeiT-T BAT keep 0.7 (and unpruned DeiT-T for scale), trained-like weights, ONNX Runtime with
-   2 intra-op threads, a 1280x720 mp4v file decoded by the capture thread, headless; FPS and the share of each stage.
-   The two models alternate, ``--rounds`` times.
+   1 and 2 intra-op threads, a 1280x720 mp4v file decoded by the capture thread, headless; FPS and the share of each
+   stage. Also BAT 0.7 in ONNX Runtime's dynamic INT8 (``tdm-edge calibrate --target cpu``). The models alternate,
+   ``--rounds`` times.
 
     python benchmarks/video_loop.py [--frames 150] [--rounds 3]
 """
@@ -28,6 +29,7 @@ import numpy as np
 from tdm_edge.bench.models import trained_like
 from tdm_edge.bench.run import cpu_name
 from tdm_edge.export.onnx_export import export_onnx, read_metadata
+from tdm_edge.quantize import quantize_for_cpu
 from tdm_edge.reduce.models import create_model
 from tdm_edge.runners.base import Runner, TensorMeta
 from tdm_edge.runners.onnxrt import OnnxRuntimeRunner
@@ -82,11 +84,12 @@ def export(name: str, method: str, folder: Path) -> Path:
     return path
 
 
-def loop_once(source: FrameSource, runner: Runner, meta: dict, selections, outputs=(), keep_latest=False):
+def loop_once(source: FrameSource, runner: Runner, meta: dict, selections, outputs=(), keep_latest=False,
+              exact_resize=False):
     grid = (meta["preprocessing"]["input_size"][1] // meta["model"]["patch_size"][0],) * 2
     overlay = Overlay(meta["labels"], meta["preprocessing"], grid)
     grabber = FrameGrabber(source, keep_latest=keep_latest).start()
-    return run_loop(grabber, runner, meta, overlay, list(outputs), 5, selections)
+    return run_loop(grabber, runner, meta, overlay, list(outputs), 5, selections, exact_resize=exact_resize)
 
 
 def overhead(meta: dict, outputs: dict[str, np.ndarray], selections: list[str], frames: int, folder: Path) -> dict:
@@ -94,12 +97,14 @@ def overhead(meta: dict, outputs: dict[str, np.ndarray], selections: list[str], 
     runner = FixedRunner(outputs, (1, *meta["preprocessing"]["input_size"]))
     runner.activate()
     result = {}
-    for label, sel in (("labels", []), ("labels + token map", selections)):
-        loop_once(MemorySource(images, 10), runner, meta, sel)  # warm-up
+    for label, sel, exact in (("labels", [], False), ("labels, --exact-resize", [], True),
+                              ("labels + token map", selections, False)):
+        loop_once(MemorySource(images, 10), runner, meta, sel, exact_resize=exact)  # warm-up
         cpu = time.process_time()
-        s = loop_once(MemorySource(images, frames), runner, meta, sel)
+        s = loop_once(MemorySource(images, frames), runner, meta, sel, exact_resize=exact)
         cpu_ms = 1e3 * (time.process_time() - cpu) / s.processed  # all threads (OpenCV's included)
-        result[label] = {"loop_ms": s.median_ms("loop"), "cpu_ms_per_frame": cpu_ms, **{k: s.median_ms(k) for k in ("preprocess", "overlay")},
+        result[label] = {"loop_ms": s.median_ms("loop"), "cpu_ms_per_frame": cpu_ms,
+                         **{k: s.median_ms(k) for k in ("preprocess", "overlay")},
                          "loop_ms_p90": float(np.percentile(s.loop_ms, 90))}
     for codec, ext in (("mp4v", ".mp4"), ("mjpg", ".avi")):
         out = VideoFileOutput(os.fspath(folder / f"o{ext}"), codec, 30.0)
@@ -145,12 +150,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--note", default="", help="what else ran on the machine, for the record")
     args = parser.parse_args(argv)
+    import cv2
+
+    cv2.setNumThreads(1)  # as tdm-edge run does
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         paths = {"bat": export("deit_tiny_patch16_224", "bat", folder),
                  "unpruned": export("deit_tiny_patch16_224", "none", folder)}
+        paths["bat int8"] = folder / "bat_int8.onnx"
+        quantize_for_cpu(paths["bat"], paths["bat int8"])  # ONNX Runtime's dynamic INT8, as tdm-edge calibrate
         meta = read_metadata(paths["bat"])
         from tdm_edge.export.selections import output_selections
         import onnx
@@ -169,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         e2e = end_to_end(paths, video, args.rounds)
     record = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
                           "load_before": load_before, "load_after": os.getloadavg(),
-                          "note": "shared with 7 other helpers' builds and tests while measured"},
-              "settings": {"frame": list(SIZE), "frames": args.frames, "rounds": args.rounds, "ort_threads": 2,
+                          "note": args.note},
+              "settings": {"frame": list(SIZE), "frames": args.frames, "rounds": args.rounds, "ort_threads": [1, 2],
                            "model": "deit_tiny_patch16_224", "keep_rate": 0.7, "weights": "trained-like (random + "
                            "N(0, 0.02^2))", "headless": True},
               "overhead": over, "end_to_end": e2e}

@@ -63,7 +63,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .overlay import Overlay
     from .sources import SourceOptions, open_source, parse_source
 
-    cv2()  # OpenCV missing: one line, before anything else is loaded
+    cv2().setNumThreads(1)  # OpenCV missing: one line, before anything else loads. One thread: the loop's resize
+    # and drawing are small, and OpenCV's idle workers would take CPU from inference (measured at 1280x720: 2.3 ms
+    # of CPU per frame for the loop with one thread, 3.4 ms with two; benchmarks/results/video_loop.md)
     spec = parse_source(args.input)
     out_specs = parse_output(args.output, args.headless, args.output_codec)
     if args.output is None and not args.headless and not has_display():
