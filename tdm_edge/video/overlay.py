@@ -100,13 +100,27 @@ def tint(image: np.ndarray, stage: StageMap, grid: tuple[int, int]) -> None:
     mask = c.resize((alpha > 0).reshape(gh, gw).astype(np.uint8), (w, h), interpolation=c.INTER_NEAREST)
     blended = c.addWeighted(image, 1.0 - TINT_ALPHA, colour_img, TINT_ALPHA, 0.0)
     c.copyTo(blended, mask, image)
-    xs = np.linspace(0, w, gw + 1).round().astype(int)  # cell edges in pixels
-    ys = np.linspace(0, h, gh + 1).round().astype(int)
-    owner = stage.owner.reshape(gh, gw)
-    for r, col in zip(*np.nonzero(owner[:, 1:] != owner[:, :-1])):  # a vertical edge between two tokens
-        c.line(image, (int(xs[col + 1]), int(ys[r])), (int(xs[col + 1]), int(ys[r + 1])), EDGE, 1)
-    for r, col in zip(*np.nonzero(owner[1:, :] != owner[:-1, :])):  # a horizontal edge
-        c.line(image, (int(xs[col]), int(ys[r + 1])), (int(xs[col + 1]), int(ys[r + 1])), EDGE, 1)
+    image[token_edges(stage.owner.reshape(gh, gw), h, w)] = EDGE
+
+
+def token_edges(owner: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``[height, width]`` bool: the first pixel row/column of a cell whose token differs from its neighbour's above
+    or to the left, for a ``[gh, gw]`` grid of token ids stretched over the image (cell edges rounded as
+    ``linspace(0, size, cells + 1)``)."""
+    gh, gw = owner.shape
+    ys = np.linspace(0, height, gh + 1).round().astype(int)  # cell edges in pixels
+    xs = np.linspace(0, width, gw + 1).round().astype(int)
+    left = np.zeros((gh, gw), bool)
+    left[:, 1:] = owner[:, 1:] != owner[:, :-1]  # [gh, gw]: a different token to the left
+    above = np.zeros((gh, gw), bool)
+    above[1:, :] = owner[1:, :] != owner[:-1, :]  # [gh, gw]: a different token above
+    first_col = np.zeros(width, bool)
+    first_col[xs[:-1]] = True  # [width]
+    first_row = np.zeros(height, bool)
+    first_row[ys[:-1]] = True  # [height]
+    row_counts, col_counts = np.diff(ys), np.diff(xs)
+    stretch = lambda m: m.repeat(row_counts, axis=0).repeat(col_counts, axis=1)  # noqa: E731  [height, width]
+    return (stretch(left) & first_col[None, :]) | (stretch(above) & first_row[:, None])
 
 
 class Overlay:

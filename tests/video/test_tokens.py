@@ -91,3 +91,13 @@ def test_tome_states_follow_the_matching():
     assert (first.state == MATCHED).sum() == len(set(merged_a.tolist()) | set(partner_b.tolist()))
     np.testing.assert_array_equal(first.owner[merged_a], first.owner[partner_b])  # joined: one token
     assert first.owner.max() == stage["n_out"] - 2 and len(np.unique(first.owner)) == stage["n_out"] - 1
+
+
+def test_token_edges_outline_each_token():
+    from tdm_edge.video.overlay import token_edges
+
+    owner = np.array([[0, 0, 1], [2, 2, 1], [2, 2, 1]])  # a 3x3 grid of three tokens
+    expected = np.zeros((6, 9), bool)  # 2 x 3 pixels per cell
+    expected[:, 6] = True  # token 1's left border, the whole height
+    expected[2, :6] = True  # token 2's top border, under token 0
+    np.testing.assert_array_equal(token_edges(owner, 6, 9), expected)  # no line inside a token
