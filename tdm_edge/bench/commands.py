@@ -9,6 +9,7 @@ import sys
 import time
 
 from ..errors import UsageError
+from ..limits import check_image_size, patch_size_from_name
 from .backends import BACKENDS, check_backend
 
 
@@ -47,8 +48,9 @@ def _check_common(args: argparse.Namespace) -> None:
     check_backend(args.backend, args.precision)
     if args.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {args.threads}")
-    if args.img_size is not None and not 16 <= args.img_size <= 4096:
-        raise UsageError(f"--img-size must be in 16..4096, got {args.img_size}")
+    if args.img_size is not None:  # the same rule as every other command's --img-size, before torch loads
+        model = getattr(args, "model", None) or "the model"
+        check_image_size(args.img_size, patch_size_from_name(model), model)
     if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
         raise UsageError(f"checkpoint not found: {args.checkpoint}")
 

@@ -1,0 +1,14 @@
+"""bench and tune check --img-size with the shared rule (limits.check_image_size), before any model loads."""
+
+import pytest
+
+from tdm_edge.cli import main
+
+
+@pytest.mark.parametrize("command", [["bench"], ["tune", "--target-fps", "30", "-o", "chosen.onnx"]])
+@pytest.mark.parametrize("size, words", [(100, "not a multiple of deit_tiny_patch16_224's patch size 16 (try 96 or 112)"),
+                                         (0, "image size must be an integer in 1..1024")])
+def test_img_size_is_checked_like_everywhere_else(command, size, words, capsys):
+    code = main([*command, "--model", "deit_tiny_patch16_224", "--img-size", str(size)])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1
