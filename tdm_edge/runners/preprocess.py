@@ -72,7 +72,8 @@ def _resize(rgb: np.ndarray, height: int, width: int, interpolation: str) -> np.
 
 
 def _crop_box(height: int, width: int, prep: dict) -> tuple[int, int, int, int]:
-    """``(height, width, top, left)``: timm's resize target and the centre crop's corner in it (torchvision's rounding)."""
+    """``(height, width, top, left)``: timm's resize target, and the centre crop's corner in it (torchvision's
+    rounding)."""
     _, out_h, out_w = prep["input_size"]
     h, w = resize_size(height, width, prep)
     return h, w, int(round((h - out_h) / 2.0)), int(round((w - out_w) / 2.0))

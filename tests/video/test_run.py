@@ -133,7 +133,7 @@ def test_torch_cuda_backend_is_the_fp16_cuda_graph_runner(monkeypatch):
         loaded = load_model(args)
         assert isinstance(loaded.runner, TorchCudaRunner) and loaded.backend == "torch-cuda"
         assert loaded.runner.fp16 and loaded.runner.cuda_graph and loaded.runner.fused_merge == fused
-        assert loaded.runner.output_names[0] == "logits" and len(loaded.runner.output_names) == 1 + len(loaded.selections)
+        assert loaded.runner.output_names == ("logits", *loaded.selections)
 
 
 def test_torch_backend_from_a_timm_name(tmp_path, capsys):
