@@ -71,7 +71,7 @@ def _resize(rgb: np.ndarray, height: int, width: int, interpolation: str) -> np.
     return cv2.resize(rgb, (width, height), interpolation=flag)
 
 
-def _crop_box(height: int, width: int, prep: dict) -> tuple[int, int, int, int]:
+def crop_box(height: int, width: int, prep: dict) -> tuple[int, int, int, int]:
     """``(height, width, top, left)``: timm's resize target, and the centre crop's corner in it (torchvision's
     rounding)."""
     _, out_h, out_w = prep["input_size"]
@@ -80,18 +80,22 @@ def _crop_box(height: int, width: int, prep: dict) -> tuple[int, int, int, int]:
 
 
 def _shrink_crop_fast(img: np.ndarray, prep: dict):
-    """The centre crop of timm's resized frame, read from the source pixels under it only; None when not worth it.
+    """The centre crop of timm's resized frame, read from the source pixels under it only; None when not worth it
+    (no big shrink) or without OpenCV.
 
     Output pixel ``j`` of the crop covers source ``[u0 + j*s, u0 + (j+1)*s)`` (``s`` = source px per resized px,
     ``u0`` = the crop's corner in source px). A box filter by the whole factor ``k = floor(s)`` from the whole pixel
     ``x0 = floor(u0)`` gives intermediate pixel ``i`` centred at ``x0 + (i + 0.5) k``; so output ``j``, centred at
     ``u0 + (j + 0.5) s``, is read bilinearly at ``i = (u0 - x0 + (j + 0.5) s) / k - 0.5``.
     """
-    import cv2
+    try:
+        import cv2
+    except ImportError:
+        return None  # the exact path resizes with Pillow
 
     _, out_h, out_w = prep["input_size"]
     src_h, src_w = img.shape[:2]
-    res_h, res_w, top, left = _crop_box(src_h, src_w, prep)
+    res_h, res_w, top, left = crop_box(src_h, src_w, prep)
     sy, sx = src_h / res_h, src_w / res_w  # source px per resized px
     k = int(min(sy, sx))
     if k < 2:
@@ -110,7 +114,7 @@ def _shrink_crop_fast(img: np.ndarray, prep: dict):
 
 def _shrink_crop_exact(img: np.ndarray, prep: dict) -> np.ndarray:
     _, out_h, out_w = prep["input_size"]
-    height, width, top, left = _crop_box(*img.shape[:2], prep)
+    height, width, top, left = crop_box(*img.shape[:2], prep)
     img = _resize(img, height, width, prep.get("interpolation", "bilinear"))
     return img[top:top + out_h, left:left + out_w]  # [h, w, 3]
 
@@ -137,7 +141,7 @@ def preprocess(frames: np.ndarray | Sequence[np.ndarray], prep: dict, channel_or
         # resized and cropped in the frame's own channel order, swapped on the crop: the same values (resizing treats
         # channels alike) without a strided copy of the whole frame
         img = to_rgb_uint8(np.asarray(frame), "RGB")  # [H, W, 3]
-        crop = _shrink_crop_fast(img, prep) if fast and _has_cv2() else None
+        crop = _shrink_crop_fast(img, prep) if fast else None
         crop = _shrink_crop_exact(img, prep) if crop is None else crop  # [h, w, 3]
         crop = crop[:, :, ::-1] if swap else crop  # RGB
         np.copyto(batch[i], crop.transpose(2, 0, 1), casting="unsafe")  # uint8 -> float32, [3, h, w]
@@ -145,10 +149,3 @@ def preprocess(frames: np.ndarray | Sequence[np.ndarray], prep: dict, channel_or
     batch *= inv_std
     return batch
 
-
-def _has_cv2() -> bool:
-    try:
-        import cv2  # noqa: F401
-    except ImportError:
-        return False
-    return True

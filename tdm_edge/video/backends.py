@@ -42,12 +42,14 @@ def load_model(args: argparse.Namespace) -> LoadedModel:
     model, backend = args.model, args.backend
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if not model:
-        return _load_default(args)
-    suffix = Path(model).suffix.lower()
+    device = "cuda" if backend == "torch-cuda" else "cpu"
+    suffix = Path(model or "").suffix.lower()
     if suffix in (".onnx", ".engine", ".plan", ".trt") and not Path(model).is_file():
         raise UsageError(f"model not found: {model}")
-    if suffix == ".onnx":
+    if not model:
+        _default_checkpoint(args)
+        loaded = _load_torch(args, device)
+    elif suffix == ".onnx":
         if backend not in ("auto", "ort"):
             raise _mismatch(model, backend, "an .onnx model runs on ONNX Runtime (--backend ort); build an .engine "
                             "for trt, or give a timm name for torch")
@@ -62,13 +64,13 @@ def load_model(args: argparse.Namespace) -> LoadedModel:
         if backend in ("trt", "ort"):
             raise _mismatch(model, backend, "a timm model name runs on torch or torch-cuda; export it to .onnx "
                             "(tdm-edge export) for ort")
-        loaded = _load_torch(args, "cuda" if backend == "torch-cuda" else "cpu")
+        loaded = _load_torch(args, device)
     warn_if_random(loaded.meta, "run")
     return loaded
 
 
-def _load_default(args: argparse.Namespace) -> LoadedModel:
-    """No ``--model``: the ``--checkpoint``'s recorded model, or the shipped demo model, on PyTorch."""
+def _default_checkpoint(args: argparse.Namespace) -> None:
+    """No ``--model``: check that ``--checkpoint`` records its model, or set it to the shipped demo model."""
     import sys
 
     from ..train.trained import demo_model_path, has_record
@@ -83,9 +85,6 @@ def _load_default(args: argparse.Namespace) -> LoadedModel:
         raise UsageError(f"checkpoint not found: {args.checkpoint}")
     if not has_record(args.checkpoint):
         raise UsageError(NO_RECORD.format(checkpoint=args.checkpoint))
-    loaded = _load_torch(args, "cuda" if args.backend == "torch-cuda" else "cpu")
-    warn_if_random(loaded.meta, "run")
-    return loaded
 
 
 def _check_reduction(meta: dict) -> None:
@@ -162,13 +161,13 @@ def _load_torch(args: argparse.Namespace, device: str) -> LoadedModel:
         _, selections, _ = run_with_selections(model, torch.zeros(1, *meta["preprocessing"]["input_size"]))
         names = list(selections)
         module = SelectionProbe(model)
+    outputs = ("logits", *names)
     if device == "cuda":  # fp16 + a CUDA graph, and the fused merge op unless the token map needs the probes
         from ..runners.torch_cuda import TorchCudaRunner
 
-        runner: Runner = TorchCudaRunner(module, fp16=True, cuda_graph=True, batch=1,
+        runner: Runner = TorchCudaRunner(module, fp16=True, cuda_graph=True,
                                          fused_merge=False if args.show_tokens else "auto",
-                                         input_metadata=vit_input_metadata(model, batch=1),
-                                         output_names=("logits", *names))
+                                         input_metadata=vit_input_metadata(model, batch=1), output_names=outputs)
         return LoadedModel(runner, meta, "torch-cuda", names)
-    runner = PyTorchRunner(module, vit_input_metadata(model), output_names=("logits", *names), device=device)
+    runner = PyTorchRunner(module, vit_input_metadata(model), output_names=outputs, device=device)
     return LoadedModel(runner, meta, "torch", names)

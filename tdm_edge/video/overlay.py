@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..runners.preprocess import resize_size, to_rgb_uint8
+from ..runners.preprocess import crop_box, to_rgb_uint8
 from .cvutil import cv2
 from .tokens import CLUSTERED, FUSED, KEPT, MATCHED, StageMap
 
@@ -64,8 +64,7 @@ def draw_text_boxes(image: np.ndarray, texts: Sequence[str], boxes: Sequence[tup
 def seen_region(height: int, width: int, prep: dict) -> tuple[int, int, int, int]:
     """``(x0, y0, x1, y1)``: the part of a ``height x width`` frame that preprocessing's centre crop keeps."""
     _, out_h, out_w = prep["input_size"]
-    rh, rw = resize_size(height, width, prep)
-    top, left = int(round((rh - out_h) / 2.0)), int(round((rw - out_w) / 2.0))
+    rh, rw, top, left = crop_box(height, width, prep)
     sy, sx = height / rh, width / rw
     return (round(max(0, left) * sx), round(max(0, top) * sy), round(min(rw, left + out_w) * sx),
             round(min(rh, top + out_h) * sy))
