@@ -59,6 +59,19 @@ def check_output_path(path: str | os.PathLike, suffix: str | None = None, what: 
     return path
 
 
+def writable_folder(path: str | os.PathLike, what: str = "folder") -> Path:
+    """Create ``path`` (and its parents) if needed; raise :class:`UsageError` (one line) unless files can be made in
+    it. ``what`` names it in the message (``"output folder"``)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create {what} {path} ({err.strerror})") from None
+    if not os.access(path, os.W_OK):
+        raise UsageError(f"{what} {path} is not writable")
+    return path
+
+
 def umask_mode() -> int:
     """The mode a new file gets from ``open()`` under the current umask (``0o666 & ~umask``)."""
     mask = os.umask(0)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
+from ..outputs import writable_folder
 
 SHAPES = ("circle", "square", "triangle", "star", "cross", "ring", "hexagon", "arrow")
 DEFAULT_CLASSES = 6  # the demo model's classes: the first six shapes
@@ -135,13 +136,7 @@ def make_dataset(root: str | os.PathLike, classes: int = DEFAULT_CLASSES, per_cl
     root = Path(root)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise UsageError(f"{root} exists and is not an empty folder; nothing was written")
-    parent = root.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"cannot create {parent} ({err.strerror})") from None
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"cannot write into {parent} (not writable)")
+    parent = writable_folder(root.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=parent))
     try:
         for c, name in enumerate(tqdm(names, desc="make-dataset", disable=not progress)):

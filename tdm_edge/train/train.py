@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
+from ..outputs import writable_folder
 
 
 @dataclass
@@ -162,13 +163,7 @@ def _save_checkpoint(path: Path, payload: dict) -> None:
 
 
 def _prepare_output(output: str, resume: bool) -> Path:
-    out = Path(output)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"cannot create output folder {out} ({err.strerror})") from None
-    if not os.access(out, os.W_OK):
-        raise UsageError(f"output folder {out} is not writable")
+    out = writable_folder(output, "output folder")
     if not resume and (out / "last.pth").exists():
         raise UsageError(f"{out} already holds a training run (last.pth); pass --resume or choose another --output")
     if resume and not (out / "last.pth").exists():

@@ -3,6 +3,8 @@ must equal the CPU build of the CUDA kernel's logic; on a GPU (skipped here with
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -23,6 +25,22 @@ def _deit_small_stage(batch: int, seed: int = 0, dtype=torch.float32):
 
 
 @pytest.mark.skipif(compiler() is None, reason="no host C++ compiler to build the CPU kernel")
+@contextlib.contextmanager
+def counted_stages():
+    """``fused.fused_stage`` wrapped to record each call's stage input size (``n_in``) in the yielded list."""
+    calls, original = [], fused.fused_stage
+
+    def counting(*args):
+        calls.append(args[2].n_in)
+        return original(*args)
+
+    fused.fused_stage = counting
+    try:
+        yield calls
+    finally:
+        fused.fused_stage = original
+
+
 def test_op_on_cpu_equals_the_kernel_logic(tmp_path):
     stage, x, w = _deit_small_stage(batch=2)
     got = fused.fused_stage(x, w, stage)  # [2, 139, 384]
@@ -38,19 +56,8 @@ def test_fake_shape_and_fused_model():
     assert meta.shape == (3, 139, 384) and meta.device.type == "meta"
     model = patch_vit(tiny_vit(), method="bat", keep_rate=0.7)
     images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    calls = []
-    original = fused.fused_stage
-
-    def counting(*args):
-        calls.append(args[2].n_in)
-        return original(*args)
-
-    fused.fused_stage = counting
-    try:
-        with torch.inference_mode(), fused.fused_stages():
-            got = model(images)
-    finally:
-        fused.fused_stage = original
+    with counted_stages() as calls, torch.inference_mode(), fused.fused_stages():
+        got = model(images)
     with torch.inference_mode():
         want = model(images)
     assert calls == model.tdm_schedule.stage_tokens[:-1]  # every BAT stage went through the op
@@ -74,18 +81,7 @@ def test_apply_switches_the_bat_stages_for_good():
     with torch.inference_mode():
         want = model(images)
     assert fused.apply(model) == 3 and fused.apply(model) == 3  # idempotent
-    calls = []
-    original = fused.fused_stage
-
-    def counting(*args):
-        calls.append(args[2].n_in)
-        return original(*args)
-
-    fused.fused_stage = counting
-    try:
-        with torch.inference_mode():
-            got = model(images)
-    finally:
-        fused.fused_stage = original
+    with counted_stages() as calls, torch.inference_mode():
+        got = model(images)
     assert calls == model.tdm_schedule.stage_tokens[:-1] and torch.equal(got, want)
     assert fused.apply(patch_vit(tiny_vit(), method="evit", keep_rate=0.7)) == 0
