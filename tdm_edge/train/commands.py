@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..cli import positive_int
+from ..errors import UsageError
 
 TRAIN_MODEL = "tdm_vit_micro_patch4_56"
 
@@ -63,9 +65,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import format_eval, run_eval
+    from .evaluate import format_eval, run_eval, run_eval_onnx
     from .trained import demo_model_path
 
+    if args.onnx is not None:
+        given = [f"--{k.replace('_', '-')}" for k in ("checkpoint", "model", "method", "keep_rate", "prune_blocks",
+                                                      "cluster_ratio", "knn", "tome_r") if getattr(args, k) is not None]
+        if given:
+            raise UsageError(f"--onnx evaluates the exported graph as it is; drop {', '.join(given)}")
+        result = run_eval_onnx(args.onnx, args.data, batch_size=args.batch_size, threads=args.threads)
+        print(json.dumps(result) if args.json else format_eval(result))
+        return 0
     checkpoint = args.checkpoint or str(demo_model_path())
     result = run_eval(checkpoint, args.data, model_name=args.model, batch_size=args.batch_size, method=args.method,
                       keep_rate=args.keep_rate, prune_blocks=args.prune_blocks, cluster_ratio=args.cluster_ratio,
@@ -116,10 +126,12 @@ def add_commands(sub, parser_class) -> None:
 
     p = sub.add_parser("eval", help="top-1/top-5, GMACs and token schedule of a trained model on an ImageFolder")
     p.add_argument("--checkpoint", default=None, help="a file written by tdm-edge train (default: the demo model)")
+    p.add_argument("--onnx", default=None, help="instead: an exported or INT8-calibrated .onnx, run on ONNX Runtime")
     p.add_argument("--data", required=True, help="an ImageFolder whose classes are the model's labels")
     p.add_argument("--model", default=None, help="only for checkpoints without a record: the timm/our model name")
     _reduction_arguments(p, defaults=False)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime intra-op threads (with --onnx)")
     p.add_argument("--json", action="store_true", help="print one JSON line")
     p.set_defaults(func=_cmd_eval)
 

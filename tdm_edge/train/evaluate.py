@@ -8,26 +8,35 @@ from collections.abc import Callable
 from ..errors import UsageError
 
 
-def evaluate(model, loader, device, reduce: Callable[[list[float]], list[float]] | None = None) -> dict:
-    """Top-1/top-5 accuracy in percent over ``loader``; ``reduce`` sums the counts over processes (DDP)."""
-    import torch
+def score(predict: Callable, loader, reduce: Callable[[list[float]], list[float]] | None = None) -> dict:
+    """Top-1/top-5 accuracy in percent of ``predict(images) -> logits [B, classes]`` over ``loader``.
 
-    model.eval()
+    ``reduce`` sums the counts over processes (DDP).
+    """
     correct1 = correct5 = total = 0.0
-    with torch.inference_mode():
-        for images, targets in loader:
-            logits = model(images.to(device))  # [B, classes]
-            targets = targets.to(device)
-            top = logits.topk(min(5, logits.shape[1]), dim=1).indices  # [B, k]
-            hits = top == targets[:, None]  # [B, k]
-            correct1 += hits[:, 0].sum().item()
-            correct5 += hits.any(dim=1).sum().item()
-            total += targets.numel()
+    for images, targets in loader:
+        logits = predict(images)  # [B, classes]
+        targets = targets.to(logits.device)
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices  # [B, k]
+        hits = top == targets[:, None]  # [B, k]
+        correct1 += hits[:, 0].sum().item()
+        correct5 += hits.any(dim=1).sum().item()
+        total += targets.numel()
     if reduce is not None:
         correct1, correct5, total = reduce([correct1, correct5, total])
     if total == 0:
         raise UsageError("no images to evaluate")
-    return {"top1": round(100.0 * correct1 / total, 2), "top5": round(100.0 * correct5 / total, 2), "images": int(total)}
+    return {"top1": round(100.0 * correct1 / total, 2), "top5": round(100.0 * correct5 / total, 2),
+            "images": int(total)}
+
+
+def evaluate(model, loader, device, reduce: Callable[[list[float]], list[float]] | None = None) -> dict:
+    """Top-1/top-5 accuracy in percent of a PyTorch model over ``loader`` (see :func:`score`)."""
+    import torch
+
+    model.eval()
+    with torch.inference_mode():
+        return score(lambda images: model(images.to(device)), loader, reduce)
 
 
 def run_eval(checkpoint: str, data: str, *, model_name: str | None = None, batch_size: int = 128, workers: int = 0,
@@ -73,11 +82,65 @@ def run_eval(checkpoint: str, data: str, *, model_name: str | None = None, batch
             "labels": labels, "checkpoint": os.fspath(checkpoint), "data": os.fspath(data)}
 
 
+def run_eval_onnx(path: str, data: str, *, batch_size: int = 128, threads: int | None = None) -> dict:
+    """Evaluate an exported (FP32) or calibrated (INT8) ``.onnx`` on an ImageFolder with ONNX Runtime's CPU.
+
+    Labels and preprocessing come from the file's ``tdm_edge`` metadata; the images go through the same timm eval
+    transform as :func:`run_eval`, so an FP32 export scores what its checkpoint scores. A static-batch model gets
+    its last batch padded.
+    """
+    import numpy as np
+    import torch
+    from timm.data import create_transform
+    from torch.utils.data import DataLoader
+
+    from .data import check_labels, image_folder, scan_image_folder
+    from ..export.onnx_export import INPUT_NAME, OUTPUT_NAME, read_metadata
+    from ..runners.onnxrt import OnnxRuntimeRunner
+
+    if not os.path.isfile(path):
+        raise UsageError(f"ONNX model not found: {path}")
+    meta = read_metadata(path)
+    labels = meta.get("labels")
+    if not labels:
+        raise UsageError(f"{path} records no labels; export it from a checkpoint written by tdm-edge train")
+    check_labels(scan_image_folder(data), labels, f"the labels of {os.path.basename(path)}", data)
+    prep = meta["preprocessing"]
+    transform = create_transform(input_size=tuple(prep["input_size"]), interpolation=prep["interpolation"],
+                                 crop_pct=prep["crop_pct"], crop_mode=prep["crop_mode"], mean=tuple(prep["mean"]),
+                                 std=tuple(prep["std"]), is_training=False)
+    static = meta.get("onnx", {}).get("batch")  # None: a dynamic batch
+    loader = DataLoader(image_folder(data, transform), batch_size=static or batch_size)
+
+    def predict(images):  # [B, 3, H, W] -> [B, classes]
+        count = images.shape[0]
+        feed = images.numpy()
+        if static and count < static:
+            feed = np.concatenate([feed, np.zeros((static - count, *feed.shape[1:]), feed.dtype)])
+        return torch.from_numpy(runner.infer({INPUT_NAME: feed})[OUTPUT_NAME][:count])
+
+    with OnnxRuntimeRunner(path, intra_op_threads=threads) as runner:
+        metrics = score(predict, loader)
+    reduction = meta.get("reduction", {})
+    quantization = meta.get("quantization")
+    return {**metrics, "precision": "int8" if quantization else "fp32",
+            "int8_target": quantization["target"] if quantization else None,
+            "method": reduction.get("method", "none"), "keep_rate": reduction.get("keep_rate", 1.0),
+            "stage_tokens": reduction.get("stage_tokens"), "labels": labels, "onnx": os.fspath(path),
+            "data": os.fspath(data)}
+
+
 def format_eval(result: dict) -> str:
     """The human-readable eval summary (``top-1`` first)."""
+    head = (f"top-1: {result['top1']:.2f} %   top-5: {result['top5']:.2f} %   ({result['images']} images, "
+            f"{len(result['labels'])} classes)")
+    if "onnx" in result:  # an ONNX Runtime evaluation: no PyTorch model to count GMACs on
+        target = result["int8_target"]
+        precision = result["precision"].upper() + (f" ({target} target)" if target else "")
+        return "\n".join([head, f"ONNX Runtime CPU, {precision}   method {result['method']}, keep rate "
+                                f"{result['keep_rate']:g}, tokens {' -> '.join(map(str, result['stage_tokens']))}"])
     return "\n".join([
-        f"top-1: {result['top1']:.2f} %   top-5: {result['top5']:.2f} %   ({result['images']} images, "
-        f"{len(result['labels'])} classes)",
+        head,
         f"GMACs: {result['gmacs']:.4f} (unpruned {result['unpruned_gmacs']:.4f})   method {result['method']}, "
         f"keep rate {result['keep_rate']:g}, tokens {' -> '.join(map(str, result['stage_tokens']))}",
     ])
