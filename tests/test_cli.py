@@ -225,3 +225,17 @@ def test_a_failing_cuda_call_is_one_line_and_exit_1(monkeypatch, capsys):
     assert cli.main(["flops", "--model", "deit_tiny_patch16_224"]) == 1
     err = capsys.readouterr().err
     assert err == "tdm-edge flops: error: cudaMalloc(1048576 bytes) failed: cudaErrorMemoryAllocation\n"
+
+
+def test_a_closed_output_pipe_stops_quietly_with_sigpipes_status(tmp_path):
+    """`tdm-edge models | head -1`: the reader is gone before the output is written; no traceback, exit 141."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE (Python ignores SIGPIPE, so BrokenPipeError)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "tdm_edge.cli", "models"], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120, cwd=tmp_path,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141
+    assert proc.stderr == "", proc.stderr
