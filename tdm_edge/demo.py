@@ -130,6 +130,10 @@ def run(out: str, checkpoint: str | None = None, quick: bool = False) -> dict:
         target: json.loads(tdm("compare", p("demo_bat.onnx"), p(f"demo_bat.{target}.onnx"), "--images",
                                p("heldout"), "--json").strip().splitlines()[-1])
         for target in ("int8", "cpu8")}
+    report["steps"]["onnx_top1"] = {  # labelled accuracy of each file on ONNX Runtime, beside the agreement
+        name: json.loads(tdm("eval", "--onnx", p(f"demo_bat{name}.onnx"), "--data", p("heldout"), "--json")
+                         .strip().splitlines()[-1])["top1"]
+        for name in ("", ".int8", ".cpu8")}
 
     print("\n== 6. latency against the unpruned model and the ideal slice (ONNX Runtime CPU, interleaved)")
     tdm("bench", "--checkpoint", ckpt, "--backend", "ort", "--batch", "1,8", "--runs", "5" if quick else "15",
@@ -178,6 +182,9 @@ def write_report(report: dict, out: str) -> None:
              f"tokens per stage {' -> '.join(map(str, fl['stage_tokens']))}", "",
              "## TensorRT lint", ""] + [f"- {k}: {v}" for k, v in s["lint"].items()] + [
              "", "## INT8 against FP32 (held-out set)", "",
+             f"Top-1 on ONNX Runtime (`tdm-edge eval --onnx`): FP32 export {s['onnx_top1']['']} %, TensorRT Q/DQ "
+             f"{s['onnx_top1']['.int8']} % (ONNX Runtime's int8 arithmetic, not TensorRT's), CPU INT8 "
+             f"{s['onnx_top1']['.cpu8']} %.", "",
              "| model | top-1 agreement | logit cosine (mean, min) | first stage: kept set identical on |",
              "|---|---|---|---|"]
     for name, c in s["compare"].items():

@@ -44,6 +44,9 @@ def test_demo_exports_lints_quantizes_and_benchmarks_the_demo_model(run):
     for target in ("int8", "cpu8"):
         assert (out / f"demo_bat.{target}.onnx").stat().st_size > 0
         assert 0 < report["steps"]["compare"][target]["top1_agreement"] <= 1
+    onnx_top1, top1 = report["steps"]["onnx_top1"], report["steps"]["eval"]["top1"]
+    assert onnx_top1[""] == top1  # the FP32 export scores what the checkpoint scores, on the same images
+    assert all(abs(onnx_top1[f".{t}"] - top1) <= 25 for t in ("int8", "cpu8"))  # int8 moves answers, not all
     bench = report["steps"]["bench"]
     assert set(bench["1"]["p50_ms"]) == {"unpruned", "pruned", "ideal"}
     assert bench["gmac_ratio"] == pytest.approx(report["steps"]["flops"]["ratio"], abs=1e-3)
