@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -90,7 +91,7 @@ def _finetune_one(job: dict, args: argparse.Namespace) -> dict:
            "--keep-rate", str(job["keep_rate"]), "--epochs", str(args.finetune_epochs), "--batch-size", "32",
            "--lr", str(args.lr), "--min-lr", "1e-5", "--weight-decay", "0.05", "--mixup", "0", "--cutmix", "0",
            "--seed", str(job["seed"]), "--quiet"] + (["--resume"] if (out / "last.pth").exists() else []) \
-        + (["--cluster-ratio", str(ratio)] if ratio else [])
+        + (["--cluster-ratio", str(ratio)] if ratio else []) + shlex.split(args.train_extra)
     start = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
     if proc.returncode != 0 and "nothing to resume" not in proc.stderr:
@@ -211,6 +212,8 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--jobs", type=int, default=3, help="fine-tuning processes at once")
+    parser.add_argument("--train-extra", default="", help="more tdm-edge train options for every fine-tuning run "
+                        "(later ones win), e.g. \"--scale 0.9,1.0 --smoothing 0\"")
     parser.add_argument("--runs", default="out/equal_cost_runs")
     parser.add_argument("--skip-finetune", action="store_true")
     parser.add_argument("--ablation-finetune", action="store_true",
@@ -223,7 +226,8 @@ def main() -> None:
     meta = {"machine": f"tdm-edge {__version__}, torch {torch.__version__}, {platform.machine()}, "
                        f"{os.cpu_count()} CPU cores shared with other jobs (CPU only)",
             "note": args.note, "tome_pre_faithful": args.tome_pre_faithful, "base": args.base,
-            "test": args.test, "seeds": args.seeds, "finetune_epochs": args.finetune_epochs, "lr": args.lr}
+            "test": args.test, "seeds": args.seeds, "finetune_epochs": args.finetune_epochs, "lr": args.lr,
+            "train_extra": args.train_extra}
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = [] if args.skip_finetune else start_fine_tuning(args, pool)
         result = {"meta": meta, "off_the_shelf": off_the_shelf(args.base, args.test, max(args.seeds, 3)),
