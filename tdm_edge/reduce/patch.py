@@ -211,7 +211,8 @@ def patch_vit(model: VisionTransformer, method: str = "bat", keep_rate: float = 
             ``random`` (a control: K random tokens kept) or ``none``.
         keep_rate: rho in (0, 1]; a stage with N tokens keeps ``ceil(rho * (N-1))`` patch tokens.
         prune_blocks: 0-based blocks that reduce (BAT/EViT/random); default the 4th, 7th and 10th of 12.
-        cluster_ratio: clusters per inattentive token for BAT (our starting choice 0.25, see METHOD.md).
+        cluster_ratio: clusters per inattentive token for BAT (our choice 0.25: best or level with 0.1 / 0.5
+            after fine-tuning in benchmarks/results/equal_cost.md; see METHOD.md).
         knn: k of DPC-kNN's density.
         tome_r: ToMe tokens merged per block; default matches BAT's cost at ``keep_rate``.
     Returns:
