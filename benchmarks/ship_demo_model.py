@@ -68,10 +68,10 @@ def main() -> None:
     result = run_eval(args.model, args.held_out)
     int8 = "no figures yet."
     if args.calibration:
-        int8 = (f"calibrated on 512 images of `{args.calibration}` (training data), scored on the same held-out set "
+        int8 = ("calibrated on 512 of the training images, scored on the same held-out set "
                 "with `tdm-edge eval --onnx` on ONNX Runtime's CPU (a Q/DQ file there runs ONNX Runtime's int8 "
                 "arithmetic, an estimate of a TensorRT engine, not a TensorRT result):\n\n"
-                + int8_figures(args.model, args.held_out, args.calibration, result["top1"]))
+                + int8_figures(args.model, args.held_out, args.calibration, result["top1"]) + "\n")
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     target = DEMO_DIR / "model.safetensors"
     shutil.copyfile(args.model, target)
@@ -89,7 +89,8 @@ def main() -> None:
 - **Data**: `tdm-edge make-dataset` defaults: 6 classes ({', '.join(record['labels'])}), 56 px, one shape per
   image on a cluttered textured background.
 - **Held-out accuracy** (a freshly generated set, seed {args.held_out_seed}, never used in training or validation,
-  `tdm-edge eval --data {args.held_out}`):
+  `tdm-edge make-dataset H --per-class {result['images'] // len(record['labels'])} --seed {args.held_out_seed}`,
+  `tdm-edge eval --data H`):
 
 ```
 {format_eval(result)}

@@ -1,7 +1,8 @@
 """The shipped demo model: self-describing, and its model card's held-out top-1 reproduced on a regenerated set.
 
-The issue's target is >= 80 % held-out top-1; the model shipped now reaches 75.7 % (CPU-time bound, see its card),
-so this test pins the card's figure and a floor of twice chance, not the target.
+The issue's target is >= 80 % held-out top-1 on a set of an unseen seed; the card's set (seed 100, 3,000 images)
+gives 81.2 %. The test regenerates that set from the seed and size the card states and asserts the card's figure
+and the target.
 """
 
 import json
@@ -24,11 +25,12 @@ def test_demo_model_is_shipped_small_and_describes_itself():
 def test_eval_reproduces_the_model_cards_held_out_accuracy(tmp_path, capsys, one_thread):
     card = (demo_model_path().parent / "MODEL_CARD.md").read_text()
     seed = int(re.search(r"seed (\d+), never used in training", card).group(1))
+    per_class = int(re.search(r"make-dataset H --per-class (\d+) --seed", card).group(1))
     recorded = float(re.search(r"top-1: ([0-9.]+) %", card).group(1))
-    data = make_dataset(tmp_path / "held_out", per_class=100, img_size=56, seed=seed, progress=False)
+    data = make_dataset(tmp_path / "held_out", per_class=per_class, img_size=56, seed=seed, progress=False)
     assert main(["eval", "--data", str(data), "--json"]) == 0  # no --checkpoint: the demo model
     result = json.loads(capsys.readouterr().out)
-    assert result["images"] == 600 and result["labels"] == read_record(demo_model_path())["labels"]
+    assert result["images"] == 6 * per_class and result["labels"] == read_record(demo_model_path())["labels"]
     assert result["top1"] == recorded
-    assert result["top1"] >= 2 * 100 / 6  # trained: random weights sit near 16.7 %
+    assert result["top1"] >= 80  # the issue's target
     assert result["stage_tokens"] == [197, 139, 98, 69] and result["gmacs"] < result["unpruned_gmacs"]
