@@ -15,8 +15,8 @@ import time
 
 from . import __version__
 from .errors import DeviceError, UsageError, first_line
-from .limits import (MAX_BATCH, MAX_CLASSES, MAX_IMG_SIZE, METHOD_HELP, METHODS, OPSETS, check_image_size,
-                     check_options, patch_size_from_name)
+from .limits import (CLUSTER_RATIO, KNN, MAX_BATCH, MAX_CLASSES, MAX_IMG_SIZE, METHOD_HELP, METHODS, OPSETS,
+                     check_image_size, check_options, patch_size_from_name)
 
 DEFAULT_MODEL = "deit_small_patch16_224"
 REDUCTION_OPTIONS = ("keep_rate", "prune_blocks", "cluster_ratio", "knn", "tome_r")
@@ -102,10 +102,10 @@ def add_model_arguments(p: argparse.ArgumentParser, default_method: str = "bat")
                    help="input size in pixels, a multiple of the patch size (default: the model's)")
     p.add_argument("--prune-blocks", type=_block_list, default=None, action=_Given,
                    help="bat/evit/random: 0-based reducing blocks, e.g. 3,6,9 (default: 4th/7th/10th of 12, scaled)")
-    p.add_argument("--cluster-ratio", type=_cluster_ratio, default=0.25, action=_Given,
-                   help="bat: clusters per inattentive token, in (0, 1] (0.25)")
-    p.add_argument("--knn", type=_in_range(int, 1, None, "--knn"), default=5, action=_Given,
-                   help="bat: DPC-kNN neighbours, at most the inattentive tokens of a stage (5)")
+    p.add_argument("--cluster-ratio", type=_cluster_ratio, default=CLUSTER_RATIO, action=_Given,
+                   help=f"bat: clusters per inattentive token, in (0, 1] ({CLUSTER_RATIO})")
+    p.add_argument("--knn", type=_in_range(int, 1, None, "--knn"), default=KNN, action=_Given,
+                   help=f"bat: DPC-kNN neighbours, at most the inattentive tokens of a stage ({KNN})")
     p.add_argument("--tome-r", type=_in_range(int, 0, None, "--tome-r"), default=None, action=_Given,
                    help="tome: tokens merged per block (default: BAT-equal cost at --keep-rate)")
     p.add_argument("--checkpoint", default=None, help=".pth/.pt/.safetensors weights (never downloaded)")

@@ -25,6 +25,8 @@ from typing import NamedTuple
 
 import torch
 
+from ..limits import KNN
+
 
 def class_attention(q: torch.Tensor, k: torch.Tensor, scale: float, bias: torch.Tensor | None = None
                     ) -> torch.Tensor:
@@ -143,7 +145,7 @@ def squared_distances(x: torch.Tensor) -> torch.Tensor:
     return (sq.unsqueeze(2) + sq.unsqueeze(1) + gram).clamp_min(0.0)  # [B, L, L]
 
 
-def dpc_knn(x: torch.Tensor, num_clusters: int, k: int = 5) -> torch.Tensor:
+def dpc_knn(x: torch.Tensor, num_clusters: int, k: int = KNN) -> torch.Tensor:
     """Simplified density-peak clustering (DPC-kNN, as in TCFormer) into a fixed number of clusters.
 
     1. ``D = cdist(x, x) / sqrt(C)``; 2. density ``rho_i = exp(-mean_{j in kNN(i)} D_ij^2)`` (the kNN include i

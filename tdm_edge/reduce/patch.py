@@ -31,6 +31,7 @@ from timm.models.vision_transformer import Attention, Block, VisionTransformer
 
 from . import merge
 from ..errors import UsageError
+from ..limits import CLUSTER_RATIO, KNN
 from .schedule import Schedule, ScheduleError, Stage, build_schedule
 
 
@@ -200,7 +201,7 @@ def _check_model(model: torch.nn.Module) -> None:
 
 
 def patch_vit(model: VisionTransformer, method: str = "bat", keep_rate: float = 0.7,
-              prune_blocks: tuple[int, ...] | None = None, cluster_ratio: float = 0.25, knn: int = 5,
+              prune_blocks: tuple[int, ...] | None = None, cluster_ratio: float = CLUSTER_RATIO, knn: int = KNN,
               tome_r: int | None = None) -> VisionTransformer:
     """Make ``model`` token-reduced in place and return it. Calling it again replaces the previous setting.
 

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 from ..errors import UsageError
-from ..limits import METHODS, check_image_size, check_options
+from ..limits import CLUSTER_RATIO, KNN, METHODS, check_image_size, check_options
 
 __all__ = ["METHODS", "Schedule", "ScheduleError", "Settings", "Stage", "build_schedule", "check_image_size",
            "check_knn", "check_options", "check_tome_r", "default_prune_blocks", "lowest_keep_rate", "max_tome_r"]
@@ -42,7 +42,7 @@ class Stage:
     keep: int = 0
     pairs: int = 0
     clusters: int = 0
-    knn: int = 5
+    knn: int = KNN
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,8 @@ def _first_problem(method: str, num_tokens: int, blocks: tuple[int, ...], keep_r
     return None
 
 
-def lowest_keep_rate(method: str, num_tokens: int, blocks: tuple[int, ...], cluster_ratio: float = 0.25) -> float:
+def lowest_keep_rate(method: str, num_tokens: int, blocks: tuple[int, ...],
+                     cluster_ratio: float = CLUSTER_RATIO) -> float:
     """The lowest keep rate (in steps of 0.01) at which ``method`` builds a schedule for these blocks."""
     return next(r / 100 for r in range(1, 101)
                 if _first_problem(method, num_tokens, blocks, r / 100, cluster_ratio) is None)
@@ -195,7 +196,7 @@ def _check_blocks(blocks: tuple[int, ...], depth: int) -> tuple[int, ...]:
 
 
 def build_schedule(num_tokens: int, depth: int, method: str = "bat", keep_rate: float = 0.7,
-                   prune_blocks: tuple[int, ...] | None = None, cluster_ratio: float = 0.25, knn: int = 5,
+                   prune_blocks: tuple[int, ...] | None = None, cluster_ratio: float = CLUSTER_RATIO, knn: int = KNN,
                    tome_r: int | None = None) -> Schedule:
     """Compute every stage's token counts once. Raises :class:`ScheduleError` with a one-line message.
 

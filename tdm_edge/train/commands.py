@@ -10,6 +10,7 @@ import json
 
 from ..cli import positive_int
 from ..errors import UsageError
+from ..limits import CLUSTER_RATIO, KNN
 
 TRAIN_MODEL = "tdm_vit_micro_patch4_56"
 
@@ -32,8 +33,8 @@ def _reduction_arguments(p: argparse.ArgumentParser, defaults: bool) -> None:
     p.add_argument("--method", default="bat" if defaults else None, choices=["bat", "evit", "tome", "random", "none"])
     p.add_argument("--keep-rate", type=_keep_rate, default=0.7 if defaults else None, help="rho in (0, 1]")
     p.add_argument("--prune-blocks", type=_block_list, default=None, help="0-based reducing blocks, e.g. 3,6,9")
-    p.add_argument("--cluster-ratio", type=float, default=0.25 if defaults else None)
-    p.add_argument("--knn", type=int, default=5 if defaults else None)
+    p.add_argument("--cluster-ratio", type=float, default=CLUSTER_RATIO if defaults else None)
+    p.add_argument("--knn", type=int, default=KNN if defaults else None)
     p.add_argument("--tome-r", type=int, default=None)
 
 

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
+from ..limits import CLUSTER_RATIO, KNN
 from ..outputs import writable_folder
 
 
@@ -35,8 +36,8 @@ class TrainConfig:
     method: str = "bat"
     keep_rate: float = 0.7
     prune_blocks: tuple[int, ...] | None = None
-    cluster_ratio: float = 0.25
-    knn: int = 5
+    cluster_ratio: float = CLUSTER_RATIO
+    knn: int = KNN
     tome_r: int | None = None
     finetune: str | None = None
     epochs: int = 30
