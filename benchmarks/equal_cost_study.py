@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from tdm_edge import __version__
+from tdm_edge.limits import CLUSTER_RATIO, KNN
 from tdm_edge.reduce.flops import flops_report
 from tdm_edge.train.data import image_folder, transforms
 from tdm_edge.train.evaluate import evaluate
@@ -80,9 +81,6 @@ def ablation(base: str, test_dir: str) -> list[dict]:
     return rows
 
 
-DEFAULT_RATIO = 0.25  # BAT's cluster ratio unless a job names one
-
-
 def _finetune_one(job: dict, args: argparse.Namespace) -> dict:
     ratio = job.get("cluster_ratio")
     out = Path(args.runs) / f"{job['method']}_{job['keep_rate']}{f'_cr{ratio}' if ratio else ''}_s{job['seed']}"
@@ -120,15 +118,20 @@ def _test_runs(runs: list[dict], test_dir: str) -> tuple[list[float], object]:
     return accs, model
 
 
-def fine_tuned_ablation(args: argparse.Namespace, done: list[dict]) -> list[dict]:
-    """BAT fine-tuned at each cluster ratio (k 5); the default ratio's runs are the main table's BAT runs."""
+def fine_tuned_ablation(args: argparse.Namespace, done: list[dict], main_rows: list[dict]) -> list[dict]:
+    """BAT fine-tuned at each cluster ratio (default k); the default ratio's row is the main table's BAT row."""
     rows = []
     for keep in KEEPS:
-        for ratio in sorted((*ABLATION_RATIOS, DEFAULT_RATIO)):
+        for ratio in sorted((*ABLATION_RATIOS, CLUSTER_RATIO)):
+            if ratio == CLUSTER_RATIO:  # already evaluated for the main table
+                bat = next(r for r in main_rows if r["method"] == "bat" and r["keep_rate"] == keep)
+                rows.append({"keep_rate": keep, "cluster_ratio": ratio, "knn": KNN,
+                             **{k: bat[k] for k in ("gmacs", "top1", "models")}})
+                continue
             runs = [d for d in done if d["method"] == "bat" and d["keep_rate"] == keep
-                    and d.get("cluster_ratio", DEFAULT_RATIO) == ratio]
+                    and d.get("cluster_ratio") == ratio]
             accs, model = _test_runs(runs, args.test)
-            rows.append({"keep_rate": keep, "cluster_ratio": ratio, "knn": 5, "gmacs": flops_report(model).gmacs,
+            rows.append({"keep_rate": keep, "cluster_ratio": ratio, "knn": KNN, "gmacs": flops_report(model).gmacs,
                          "top1": summary(accs), "models": [r["model"] for r in runs]})
             print(f"fine-tuned bat keep {keep} ratio {ratio}: {rows[-1]['top1']['mean']:.2f} % {accs}", flush=True)
     return rows
@@ -145,7 +148,7 @@ def fine_tuned(args: argparse.Namespace, futures: list) -> list[dict]:
                          "tokens": model.tdm_schedule.stage_tokens, "top1": summary(accs),
                          "models": [r["model"] for r in runs]})
             print(f"fine-tuned     {method:6s} keep {keep}: {rows[-1]['top1']['mean']:.2f} % {accs}", flush=True)
-    return rows, (fine_tuned_ablation(args, done) if args.ablation_finetune else [])
+    return rows, (fine_tuned_ablation(args, done, rows) if args.ablation_finetune else [])
 
 
 def write_markdown(result: dict, path: Path) -> None:
@@ -217,7 +220,7 @@ def main() -> None:
     parser.add_argument("--runs", default="out/equal_cost_runs")
     parser.add_argument("--skip-finetune", action="store_true")
     parser.add_argument("--ablation-finetune", action="store_true",
-                        help=f"also fine-tune BAT at cluster ratios {ABLATION_RATIOS} (k 5)")
+                        help=f"also fine-tune BAT at cluster ratios {ABLATION_RATIOS} (k {KNN})")
     parser.add_argument("--tome-pre-faithful", action="store_true", help="mark ToMe as the pre-rewrite version")
     parser.add_argument("--note", default="")
     parser.add_argument("--out", default="benchmarks/results/equal_cost")

@@ -79,10 +79,18 @@ def transforms(model, *, training: bool, scale: tuple[float, float] = (0.6, 1.0)
 
     cfg = resolve_data_config({}, model=model)
     if not training:
-        return create_transform(**cfg, is_training=False)
+        return eval_transform(cfg)
     return create_transform(cfg["input_size"], is_training=True, scale=scale, hflip=hflip, color_jitter=color_jitter,
                             auto_augment=auto_augment, re_prob=reprob, interpolation=cfg["interpolation"],
                             mean=cfg["mean"], std=cfg["std"])
+
+
+def eval_transform(cfg: dict):
+    """timm's eval transform from a data config: timm's own, or the ``preprocessing`` an ONNX export records."""
+    from timm.data import create_transform
+
+    keys = ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std")
+    return create_transform(**{k: cfg[k] for k in keys}, is_training=False)
 
 
 def image_folder(root: str | os.PathLike, transform):

@@ -91,10 +91,9 @@ def run_eval_onnx(path: str, data: str, *, batch_size: int = 128, threads: int |
     """
     import numpy as np
     import torch
-    from timm.data import create_transform
     from torch.utils.data import DataLoader
 
-    from .data import check_labels, image_folder, scan_image_folder
+    from .data import check_labels, eval_transform, image_folder, scan_image_folder
     from ..export.onnx_export import INPUT_NAME, OUTPUT_NAME, read_metadata
     from ..runners.onnxrt import OnnxRuntimeRunner
 
@@ -105,12 +104,8 @@ def run_eval_onnx(path: str, data: str, *, batch_size: int = 128, threads: int |
     if not labels:
         raise UsageError(f"{path} records no labels; export it from a checkpoint written by tdm-edge train")
     check_labels(scan_image_folder(data), labels, f"the labels of {os.path.basename(path)}", data)
-    prep = meta["preprocessing"]
-    transform = create_transform(input_size=tuple(prep["input_size"]), interpolation=prep["interpolation"],
-                                 crop_pct=prep["crop_pct"], crop_mode=prep["crop_mode"], mean=tuple(prep["mean"]),
-                                 std=tuple(prep["std"]), is_training=False)
     static = meta.get("onnx", {}).get("batch")  # None: a dynamic batch
-    loader = DataLoader(image_folder(data, transform), batch_size=static or batch_size)
+    loader = DataLoader(image_folder(data, eval_transform(meta["preprocessing"])), batch_size=static or batch_size)
 
     def predict(images):  # [B, 3, H, W] -> [B, classes]
         count = images.shape[0]
