@@ -132,7 +132,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub, parser_class) -> None:
-    from ..cli import _keep_rate
+    from ..args import keep_rate as _keep_rate
 
     p = sub.add_parser("bench", help="latency of a pruned model against unpruned and the ideal slice, one run")
     _common(p)

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import UsageError
-from ..export.trt_ops import lint_target
+from ..lint.trt_ops import lint_target
 from ..runners.trt_env import import_tensorrt, load_plugins
 from . import versions
 from .sidecar import atomic_write, engine_record, sha256_file, write_sidecar

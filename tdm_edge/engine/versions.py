@@ -1,7 +1,7 @@
 """Which TensorRT API path for which TensorRT version: pure functions of a version string.
 
 One notion of "which TensorRT" for the whole project: the generations are the lint's
-(:data:`tdm_edge.export.trt_ops.TRT_VERSIONS`: "8.5", "8.6", "10" = any 10.x, "11" = any 11.x), and every name
+(:data:`tdm_edge.lint.trt_ops.TRT_VERSIONS`: "8.5", "8.6", "10" = any 10.x, "11" = any 11.x), and every name
 of the TensorRT API that exists in some generations only is returned by a function here, never written as
 ``trt.X.Y`` in the builder or runner. The API conformance test (tests/engine/test_api_conformance.py) checks
 each name these functions return for a generation against that generation's real bindings, and every ``trt.X.Y``
@@ -23,7 +23,7 @@ What differs, read from the bindings of TensorRT 8.6.1, 10.3.0 and 11.0.0 (``ten
 from __future__ import annotations
 
 from ..errors import UsageError
-from ..export.trt_ops import TRT_VERSIONS
+from ..lint.trt_ops import TRT_VERSIONS
 from ..runners.trt_env import MIN_VERSION, parse_version
 
 PRECISIONS = ("fp32", "fp16", "int8")

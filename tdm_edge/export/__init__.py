@@ -1,20 +1,20 @@
-"""Stage 2, ONNX export: static token counts, verification against PyTorch, the TensorRT parser lint.
+"""Stage 2, ONNX export (workstation side: torch): static token counts, verification against PyTorch.
 
   onnx_export.py  ``export_onnx``: trace, clean up, describe (metadata + sidecar), verify, write atomically
+  layer_norm.py   LayerNorm exported decomposed (TensorRT 8.5) or native
   verify.py       ONNX Runtime against PyTorch, token selections included
-  check.py        TensorRT ONNX-parser linter (``tdm-edge check``): driver, Finding, the rule hook
-  trt_rules.py    the built-in lint rules, ``rule(info, node, trt) -> Iterable[Finding]``
-  model_info.py   what a rule knows: tensor types, shapes, constant values, weights
-  trt_ops.py      the parser's tables per TensorRT release and version parsing (plain data, shared with engine/)
+  plugin_graph.py BAT stages as one TdmBatMerge plugin node each
+  selections.py   the token selections as extra graph outputs
 
-Names are loaded on first use, so ``import tdm_edge.export.trt_ops`` needs neither torch nor onnx.
+The TensorRT parser lint is its own stage, :mod:`tdm_edge.lint`; reading an export's metadata is
+:mod:`tdm_edge.metadata` (device side, no torch). Names are loaded on first use.
 """
 
 from importlib import import_module
 
 _NAMES = {
     "export_onnx": "onnx_export", "read_metadata": "onnx_export", "VerificationError": "onnx_export",
-    "METADATA_KEY": "onnx_export", "check_file": "check", "check_model": "check",
+    "METADATA_KEY": "onnx_export",
 }
 
 __all__ = sorted(_NAMES)

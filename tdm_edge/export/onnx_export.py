@@ -38,10 +38,10 @@ from ..limits import OPSETS
 from ..outputs import check_output_path as _check_path, sidecar_path, write_files
 from ..provenance import describe_weights, weights_of
 from ..reduce.patch import count_tokens, schedule_of
+from ..metadata import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, read_metadata  # noqa: F401 (re-exported)
+from .layer_norm import decomposed_layer_norm
 from .verify import SelectionProbe, VerifyReport, run_with_selections, verify
 
-METADATA_KEY = "tdm_edge"
-INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
 
 class VerificationError(RuntimeError):
@@ -186,40 +186,6 @@ def verification_record(report: VerifyReport | None) -> dict:
             "selections_identical": f"{sum(c.selections_equal for c in report.checks)}/{len(report.checks)}"}
 
 
-def read_metadata(path: str | os.PathLike) -> dict:
-    """The ``tdm_edge`` metadata of an exported ``.onnx`` file, or of its sidecar ``.json``."""
-    path = Path(path)
-    try:
-        if path.suffix == ".json":
-            return json.loads(path.read_text())
-        import onnx
-
-        proto = onnx.load(os.fspath(path), load_external_data=False)
-    except (OSError, ValueError) as err:
-        raise UsageError(f"cannot read {path}: {err}") from None
-    except Exception as err:  # onnx raises protobuf's DecodeError for files that are not ONNX
-        raise UsageError(f"{path} is not an ONNX model ({type(err).__name__})") from None
-    props = {p.key: p.value for p in proto.metadata_props}
-    if METADATA_KEY not in props:
-        raise UsageError(f"{path} has no {METADATA_KEY!r} metadata; was it exported by tdm-edge export?")
-    return json.loads(props[METADATA_KEY])
-
-
-@contextlib.contextmanager
-def _decomposed_layer_norm(opset: int):
-    """Export ``aten::layer_norm`` as ReduceMean/Sub/Pow/Sqrt/Div (opset 9's form) instead of LayerNormalization.
-
-    TensorRT 8.5's ONNX parser has no LayerNormalization; 8.6+ and ONNX Runtime fuse the pattern back.
-    """
-    from torch.onnx import register_custom_op_symbolic, symbolic_opset9, unregister_custom_op_symbolic
-
-    register_custom_op_symbolic("aten::layer_norm", symbolic_opset9.layer_norm, opset)
-    try:
-        yield
-    finally:
-        unregister_custom_op_symbolic("aten::layer_norm", opset)
-
-
 def _trace(model: torch.nn.Module, example: torch.Tensor, names: list[str], opset: int, dynamic: bool,
            native_layer_norm: bool = False):
     """Trace ``SelectionProbe(model)`` to an ONNX ModelProto with outputs ``logits`` + the selection ``names``."""
@@ -228,7 +194,7 @@ def _trace(model: torch.nn.Module, example: torch.Tensor, names: list[str], opse
     outputs = [OUTPUT_NAME, *names]
     axes = {n: {0: "batch"} for n in [INPUT_NAME, *outputs]} if dynamic else None
     buf = io.BytesIO()
-    layer_norm = contextlib.nullcontext() if native_layer_norm or opset < 17 else _decomposed_layer_norm(opset)
+    layer_norm = contextlib.nullcontext() if native_layer_norm or opset < 17 else decomposed_layer_norm(opset)
     with warnings.catch_warnings(), layer_norm:
         warnings.simplefilter("ignore")  # TracerWarnings from timm's shape asserts and the exporter's deprecation note
         torch.onnx.export(SelectionProbe(model), (example,), buf, dynamo=False, opset_version=opset,

@@ -21,8 +21,10 @@ from ..errors import UsageError
 from ..reduce import fused, patch as patch_module
 from ..reduce.patch import AttentionOutput, reduce_tokens as reference_stage
 from ..reduce.schedule import Stage
-from .onnx_export import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, VerificationError, _decomposed_layer_norm
-from .plugin_check import DOMAIN, PLUGIN_NAME, SIZE_ATTRS, is_plugin_node, size_error
+from ..metadata import INPUT_NAME, METADATA_KEY, OUTPUT_NAME
+from .layer_norm import decomposed_layer_norm
+from .onnx_export import VerificationError
+from ..lint.plugin_check import DOMAIN, PLUGIN_NAME, SIZE_ATTRS, is_plugin_node, size_error
 
 MERGE_MODES = ("ops", "plugin")
 
@@ -65,7 +67,7 @@ def trace_plugin_graph(model: torch.nn.Module, example: torch.Tensor, opset: int
     import onnx
 
     axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic else None
-    layer_norm = contextlib.nullcontext() if native_layer_norm or opset < 17 else _decomposed_layer_norm(opset)
+    layer_norm = contextlib.nullcontext() if native_layer_norm or opset < 17 else decomposed_layer_norm(opset)
     buf = io.BytesIO()
     with warnings.catch_warnings(), layer_norm, plugin_stages(opset, version):
         warnings.simplefilter("ignore")

@@ -64,7 +64,7 @@ def is_quantized(proto) -> bool:
 
 def load_fp32(path: str | os.PathLike):
     """``(proto, meta)`` of an FP32 tdm-edge export; not ONNX, no metadata or already quantized: UsageError."""
-    from ..export.check import load_model
+    from ..lint.check import load_model
     from ..export.onnx_export import METADATA_KEY
 
     proto = load_model(path)

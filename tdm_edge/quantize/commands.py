@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from ..cli import positive_int
+from ..args import positive_int
 from ..errors import UsageError
 
 
@@ -101,7 +101,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     metas = []
     for path in (args.fp32, args.int8):
-        from ..export.check import load_model
+        from ..lint.check import load_model
 
         load_model(path)  # a missing or non-ONNX file: one line
         metas.append(read_metadata(path))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..cli import positive_int
+from ..args import positive_int
 from ..errors import UsageError
 from ..limits import CLUSTER_RATIO, KNN
 
@@ -28,7 +28,7 @@ def _pair(kind: type, name: str):
 
 
 def _reduction_arguments(p: argparse.ArgumentParser, defaults: bool) -> None:
-    from ..cli import _block_list, _keep_rate
+    from ..args import block_list as _block_list, keep_rate as _keep_rate
 
     p.add_argument("--method", default="bat" if defaults else None, choices=["bat", "evit", "tome", "random", "none"])
     p.add_argument("--keep-rate", type=_keep_rate, default=0.7 if defaults else None, help="rho in (0, 1]")

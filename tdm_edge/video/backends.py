@@ -142,7 +142,7 @@ def _engine_metadata(path: str) -> dict:
 def _load_torch(args: argparse.Namespace, device: str) -> LoadedModel:
     import torch
 
-    from ..cli import build_model_from_args
+    from ..args import build_model_from_args
     from ..export.onnx_export import build_metadata
     from ..export.verify import SelectionProbe, run_with_selections
     from ..provenance import weights_record

@@ -10,13 +10,13 @@ import contextlib
 import sys
 from pathlib import Path
 
-from ..cli import positive_int
+from ..args import positive_int
 from ..errors import UsageError
 from .sources import FLIPS  # plain data; numpy is its only import at module level
 
 
 def add_commands(sub, parser_class) -> None:
-    from ..cli import add_model_arguments
+    from ..args import add_model_arguments
 
     p = sub.add_parser("run", help="classify a camera, stream, video or images live (jetson-inference's imagenet)",
                        description="Classify a camera stream, video file or images with a token-pruned ViT; draw "

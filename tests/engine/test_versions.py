@@ -4,7 +4,7 @@ import pytest
 
 from tdm_edge.engine import versions
 from tdm_edge.errors import UsageError
-from tdm_edge.export.trt_ops import TRT_VERSIONS
+from tdm_edge.lint.trt_ops import TRT_VERSIONS
 
 
 @pytest.mark.parametrize("version, gen", [("8.5.2.2", "8.5"), ("8.6.1", "8.6"), ("8.6", "8.6"), ("10.0.1", "10"),
@@ -64,7 +64,7 @@ def test_precision_must_match_the_onnx_on_11_only():
                                      "11.0.0.114", "11.4.0.106"])
 def test_one_notion_of_which_tensorrt(version):
     """The builder's gates and the lint (tdm-edge check --trt) name the same release family for a version."""
-    from tdm_edge.export.trt_ops import lint_target, parse_target
+    from tdm_edge.lint.trt_ops import lint_target, parse_target
 
     target = parse_target(lint_target(version))
     gen = versions.generation(version)

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from tdm_edge import cli
-from tdm_edge.export.check import check_model
+from tdm_edge.lint.check import check_model
 from tdm_edge.export.onnx_export import METADATA_KEY, export_onnx
-from tdm_edge.export.plugin_check import DOMAIN, PLUGIN_NAME, SIZE_ATTRS
+from tdm_edge.lint.plugin_check import DOMAIN, PLUGIN_NAME, SIZE_ATTRS
 from tdm_edge.export.plugin_graph import expand_plugin_nodes, node_sizes
 from tdm_edge.reduce.patch import patch_vit
 

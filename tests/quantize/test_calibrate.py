@@ -9,7 +9,7 @@ import pytest
 from onnx import numpy_helper
 
 from tdm_edge.cli import main
-from tdm_edge.export.check import check_model
+from tdm_edge.lint.check import check_model
 from tdm_edge.export.onnx_export import read_metadata
 from tdm_edge.provenance import sha256_file
 from tdm_edge.quantize.calibrate import ranking_inputs, select_nodes

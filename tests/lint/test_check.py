@@ -9,7 +9,7 @@ from onnx import TensorProto as T
 from onnx import helper as h
 
 from tdm_edge import cli
-from tdm_edge.export.check import TRT_VERSIONS, Finding, check_file, check_model
+from tdm_edge.lint.check import TRT_VERSIONS, Finding, check_file, check_model
 from tdm_edge.errors import UsageError
 
 from ..conftest import tiny_vit

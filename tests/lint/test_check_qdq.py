@@ -5,8 +5,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tdm_edge.export.check import check_model
-from tdm_edge.export.check_qdq import qdq_findings
+from tdm_edge.lint.check import check_model
+from tdm_edge.lint.check_qdq import qdq_findings
 
 
 def _model(nodes, inits, inputs=(("x", TensorProto.FLOAT, [2, 4]),), outputs=(("y", TensorProto.FLOAT, None),)):

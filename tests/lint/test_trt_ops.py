@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from tdm_edge.export import trt_ops
+from tdm_edge.lint import trt_ops
 
 
 def test_trt_ops_imports_without_onnx():
-    code = "import sys, tdm_edge.export.trt_ops; print(sorted(m for m in ('onnx', 'torch') if m in sys.modules))"
+    code = "import sys, tdm_edge.lint.trt_ops; print(sorted(m for m in ('onnx', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -1,7 +1,7 @@
 """What a lint rule knows about a model: tensor types, shapes, constant values, which inputs are weights.
 
 :class:`ModelInfo` is the first argument of every lint rule (``rule(info, node, trt) -> Iterable[Finding]``, see
-:mod:`tdm_edge.export.check`). "Constant" means an initializer, a Constant node, or anything computed only from
+:mod:`tdm_edge.lint.check`). "Constant" means an initializer, a Constant node, or anything computed only from
 those (Cast, Unsqueeze, Concat, ... of constants, evaluated with ``onnx.reference``) and from static dimensions
 (``Shape`` of a tensor, or the static entries of a partly dynamic shape picked by Gather/Slice). "Weights" is the
 narrower set the TensorRT parser itself holds as weights: initializers and Constant-node outputs only (the parser
@@ -48,7 +48,7 @@ class ModelInfo:
     Args:
         model: the model (local functions already inlined).
         opset: its default-domain opset.
-        trt: the TensorRT target (:func:`tdm_edge.export.trt_ops.parse_target`).
+        trt: the TensorRT target (:func:`tdm_edge.lint.trt_ops.parse_target`).
         specialize: fix symbolic input dimensions to this size.
     """
 

@@ -9,9 +9,9 @@ reports shapes that depend on tensor values; everything else is a *rule*:
 
 called for every top-level node (plugin nodes included; :func:`has_importer` tells whether a built-in importer
 takes the node, and :func:`imported_only` wraps a rule to see only those). The built-in rules are in
-:mod:`tdm_edge.export.trt_rules`. Another module adds its own by listing them in a module-level ``RULES`` and its
+:mod:`tdm_edge.lint.trt_rules`. Another module adds its own by listing them in a module-level ``RULES`` and its
 module name in :data:`RULE_MODULES` (loaded on first use, like ``cli.STAGE_COMMANDS``), or per call with
-``check_model(..., extra_rules=[...])``. Tables and sources: :mod:`tdm_edge.export.trt_ops`.
+``check_model(..., extra_rules=[...])``. Tables and sources: :mod:`tdm_edge.lint.trt_ops`.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ MODEL = "model"  # model-wide: opset, shape inference, graph inputs
 
 Rule = Callable[[ModelInfo, onnx.NodeProto, trt_ops.Target], Iterable["Finding"]]
 # Modules whose ``RULES`` list is applied to every node, imported on first use. Add yours (one line).
-RULE_MODULES: list[str] = ["tdm_edge.export.trt_rules", "tdm_edge.export.plugin_check"]
+RULE_MODULES: list[str] = ["tdm_edge.lint.trt_rules", "tdm_edge.lint.plugin_check"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def check_file(path: str | Path, trt: str = "10") -> list[Finding]:
 
 
 def target(trt: str) -> trt_ops.Target:
-    """``trt`` parsed (:func:`tdm_edge.export.trt_ops.parse_target`); an unknown version is a UsageError."""
+    """``trt`` parsed (:func:`tdm_edge.lint.trt_ops.parse_target`); an unknown version is a UsageError."""
     try:
         return trt_ops.parse_target(trt)
     except ValueError as err:
@@ -104,7 +104,7 @@ def check_model(model: onnx.ModelProto, trt: str = "10", extra_rules: Iterable[R
 
     Args:
         model: the ONNX model (not modified).
-        trt: a TensorRT release or family, see :func:`tdm_edge.export.trt_ops.parse_target` ("10" = every 10.x).
+        trt: a TensorRT release or family, see :func:`tdm_edge.lint.trt_ops.parse_target` ("10" = every 10.x).
         extra_rules: rules applied after those of :data:`RULE_MODULES`.
     Returns:
         Findings in graph order, model-wide ones (opset, shape inference) first.

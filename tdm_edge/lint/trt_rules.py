@@ -1,7 +1,7 @@
 """The built-in TensorRT lint rules: ``rule(info, node, trt) -> Iterable[Finding]`` (see :mod:`.check`).
 
 Each rule looks at one node that a built-in importer takes and says why that importer (or the builder) would not
-build it as ONNX means it. The data and their sources are in :mod:`tdm_edge.export.trt_ops`.
+build it as ONNX means it. The data and their sources are in :mod:`tdm_edge.lint.trt_ops`.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def scatter_reduction(info: ModelInfo, node: onnx.NodeProto, trt: trt_ops.Target
 
 
 def input_types(info: ModelInfo, node: onnx.NodeProto, trt: trt_ops.Target) -> Iterator[Finding]:
-    """Input types the importer of ``node`` refuses (:data:`tdm_edge.export.trt_ops.INPUT_TYPE_RULES`)."""
+    """Input types the importer of ``node`` refuses (:data:`tdm_edge.lint.trt_ops.INPUT_TYPE_RULES`)."""
     for rule in trt_ops.INPUT_TYPE_RULES:
         if node.op_type not in rule.ops or not trt.within(rule.since, rule.until):
             continue

@@ -11,8 +11,8 @@ from onnx import TensorProto as T
 from onnx import helper as h
 
 from tdm_edge import cli
-from tdm_edge.export import check
-from tdm_edge.export.check import DOMAIN, PLUGIN, UNSUPPORTED, Finding, check_model, finding
+from tdm_edge.lint import check
+from tdm_edge.lint.check import DOMAIN, PLUGIN, UNSUPPORTED, Finding, check_model, finding
 
 from .onnx_graphs import const, make_model, names
 

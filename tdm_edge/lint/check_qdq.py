@@ -1,11 +1,11 @@
-"""TensorRT's rules for explicit quantization (Q/DQ nodes), as findings for :func:`tdm_edge.export.check.check_model`.
+"""TensorRT's rules for explicit quantization (Q/DQ nodes), as findings for :func:`tdm_edge.lint.check.check_model`.
 
 TensorRT 8.5 to 11 build INT8 engines from QuantizeLinear/DequantizeLinear pairs and fuse them into the
 neighbouring layers. What it needs (TensorRT developer guide, "Explicit quantization"):
 
 - the quantized type is int8 (TensorRT 10 and 11 also take fp8 E4M3; int4 only for dequantized weights); a Q/DQ
   without a zero point means uint8, which TensorRT rejects (an explicit UINT8 zero point is left to the importer
-  rule of :mod:`tdm_edge.export.trt_ops`, which knows which releases refuse it);
+  rule of :mod:`tdm_edge.lint.trt_ops`, which knows which releases refuse it);
 - symmetric quantization: every zero point is 0, every scale a positive build-time constant;
 - activations per tensor (a scalar scale); weights per tensor or per output channel: the DQ's ``axis`` is the
   output-channel axis of the weight for its consumer (MatMul B ``[in, out]``: the last axis; Gemm: 0 with

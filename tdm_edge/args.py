@@ -1,0 +1,146 @@
+"""Argument types and the model options shared by the stage commands (below the stages: nothing here imports a stage
+at module level, and :mod:`tdm_edge.cli` is never imported back).
+
+Every check here needs no torch; :func:`build_model_from_args` imports the workstation side when it is called.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from .limits import (CLUSTER_RATIO, KNN, MAX_CLASSES, MAX_IMG_SIZE, METHODS, check_image_size, check_options,
+                     patch_size_from_name)
+
+DEFAULT_MODEL = "deit_small_patch16_224"
+REDUCTION_OPTIONS = ("keep_rate", "prune_blocks", "cluster_ratio", "knn", "tome_r")
+
+
+def number(text: str, kind: type):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
+
+
+def in_range(kind: type, low, high, what: str):
+    """An argparse type: ``kind`` parsed from the text, within ``low..high`` (``high=None``: no upper bound)."""
+    def parse(text: str):
+        value = number(text, kind)
+        if not (low <= value and (high is None or value <= high)):  # NaN fails too
+            bound = f"in {low}..{high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"{what} must be {bound}, got {text}")
+        return value
+    return parse
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for counts (frames, threads, top-k): an integer >= 1."""
+    value = number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def keep_rate(text: str) -> float:
+    value = number(text, float)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"keep rate must be in (0, 1], got {value}")
+    return value
+
+
+def cluster_ratio(text: str) -> float:
+    value = number(text, float)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"cluster ratio must be in (0, 1], got {value}")
+    return value
+
+
+def block_list(text: str) -> tuple[int, ...]:
+    try:
+        blocks = tuple(int(b) for b in text.split(",") if b.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated block indices, got {text!r}") from None
+    if not blocks:
+        raise argparse.ArgumentTypeError("no block given; name at least one, e.g. 3,6,9")
+    return blocks
+
+
+class _Given(argparse.Action):
+    """Stores the value and records that the option was given (``args.given_options``), for method checks."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given_options = frozenset(getattr(namespace, "given_options", frozenset()) | {self.dest})
+
+
+def add_model_arguments(p: argparse.ArgumentParser, default_method: str = "bat") -> None:
+    """The model + reduction options shared by every subcommand that builds a model."""
+    p.add_argument("--model", default=DEFAULT_MODEL, action=_Given,
+                   help="timm ViT name, e.g. deit_small_patch16_224 (default); `tdm-edge models` lists them; "
+                        "not needed with a --checkpoint written by tdm-edge train")
+    p.add_argument("--method", default=default_method, choices=METHODS, action=_Given)
+    p.add_argument("--keep-rate", type=keep_rate, default=0.7, action=_Given,
+                   help="rho in (0, 1] (default 0.7; for tome: r matched to BAT's cost at this rate)")
+    p.add_argument("--img-size", type=in_range(int, 1, MAX_IMG_SIZE, "image size"), default=None,
+                   help="input size in pixels, a multiple of the patch size (default: the model's)")
+    p.add_argument("--prune-blocks", type=block_list, default=None, action=_Given,
+                   help="bat/evit/random: 0-based reducing blocks, e.g. 3,6,9 (default: 4th/7th/10th of 12, scaled)")
+    p.add_argument("--cluster-ratio", type=cluster_ratio, default=CLUSTER_RATIO, action=_Given,
+                   help=f"bat: clusters per inattentive token, in (0, 1] ({CLUSTER_RATIO})")
+    p.add_argument("--knn", type=in_range(int, 1, None, "--knn"), default=KNN, action=_Given,
+                   help=f"bat: DPC-kNN neighbours, at most the inattentive tokens of a stage ({KNN})")
+    p.add_argument("--tome-r", type=in_range(int, 0, None, "--tome-r"), default=None, action=_Given,
+                   help="tome: tokens merged per block (default: BAT-equal cost at --keep-rate)")
+    p.add_argument("--checkpoint", default=None, help=".pth/.pt/.safetensors weights (never downloaded)")
+    p.add_argument("--num-classes", type=in_range(int, 1, MAX_CLASSES, "--num-classes"), default=None,
+                   help="classifier size if the checkpoint differs")
+    p.set_defaults(given_options=frozenset(), model_arguments=True)
+
+
+def _given_reduction(args: argparse.Namespace) -> dict:
+    given = getattr(args, "given_options", frozenset())
+    return {k: (getattr(args, k) if k in given else None) for k in REDUCTION_OPTIONS}
+
+
+def check_model_arguments(args: argparse.Namespace) -> None:
+    """Every check of the model options that needs no torch: method options, image size, the checkpoint file."""
+    check_options(args.method, _given_reduction(args))
+    if args.img_size is not None:
+        check_image_size(args.img_size, patch_size_from_name(args.model), args.model)
+    if args.checkpoint is not None:
+        from .checkpoint import sniff_format
+
+        sniff_format(args.checkpoint)
+
+
+def build_model_from_args(args: argparse.Namespace):
+    """The model the options describe (checked first); only the reduction options given are passed on."""
+    check_model_arguments(args)
+    given = _given_reduction(args)
+    if args.checkpoint is not None and "model" not in getattr(args, "given_options", frozenset()):
+        from .train.trained import has_record, load_trained
+
+        if has_record(args.checkpoint):  # a model written by tdm-edge train brings its architecture and labels
+            method = args.method if "method" in args.given_options else None
+            model, record = load_trained(args.checkpoint, method=method, **given)
+            args.model, args.labels = record["model"], record["labels"]  # what the export's metadata records
+            return model
+    from .reduce.models import create_model
+
+    reduction = {k: v for k, v in given.items() if v is not None and k != "keep_rate"}
+    return create_model(args.model, method=args.method, keep_rate=given["keep_rate"], checkpoint=args.checkpoint,
+                        img_size=args.img_size, num_classes=args.num_classes, **reduction)
+
+
+class Progress:
+    """Prints each stage of a long command as it starts, with the wall time since the command began."""
+
+    def __init__(self, started: float | None = None) -> None:
+        self.started = time.perf_counter() if started is None else started
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def __call__(self, stage: str, detail: str = "") -> None:
+        print(f"[{self.elapsed():6.1f} s] {stage}" + (f": {detail}" if detail else ""), flush=True)
