@@ -105,7 +105,7 @@ def overhead(meta: dict, outputs: dict[str, np.ndarray], selections: list[str], 
         cpu_ms = 1e3 * (time.process_time() - cpu) / s.processed  # all threads (OpenCV's included)
         result[label] = {"loop_ms": s.median_ms("loop"), "cpu_ms_per_frame": cpu_ms,
                          **{k: s.median_ms(k) for k in ("preprocess", "overlay")},
-                         "loop_ms_p90": float(np.percentile(s.loop_ms, 90))}
+                         "loop_ms_p90": s.quantile_ms("loop", 0.9)}
     for codec, ext in (("mp4v", ".mp4"), ("mjpg", ".avi")):
         out = VideoFileOutput(os.fspath(folder / f"o{ext}"), codec, 30.0)
         times = []
