@@ -2,16 +2,19 @@
  * One BAT pruning stage (decouple, match, cluster, combine) for one image, written once for the GPU and the CPU.
  *
  * Mirrors tdm_edge/reduce/patch.py (reduce_tokens, method "bat") and tdm_edge/reduce/merge.py step for step, with
- * the same names and the same tie rules: every sort is stable and descending (equal values keep the lower index
- * first), every argmax/argmin takes the first extreme, DPC-kNN works on squared distances whose diagonal is exactly
- * zero, and the output order is CLS, B tokens merged with their A partners, unmatched A tokens (in importance
- * order), cluster tokens.
+ * the same names and the same order rules, for every float input (NaN and +-Inf included; batMergeTypes.h): every
+ * sort is torch's stable descending sort (NaN first, equal values keep the lower index first), argmax/argmin take
+ * the first NaN or else the first extreme, amax/amin and clamp_min propagate NaN, DPC-kNN works on squared distances
+ * whose diagonal is exactly zero, and the output order is CLS, B tokens merged with their A partners, unmatched A
+ * tokens (in importance order), cluster tokens. Every rank is a permutation by construction, so no index leaves its
+ * range whatever the input (a NaN importance, a zero token: cosine 0/0 = NaN, as in the reference).
  *
  * The work is split into phases. Inside a phase every item (a token, a pair of tokens, an output value) is computed
- * by one thread with the same code on both targets (a dot product: by 32 lanes, see phase 2); between phases all
- * threads synchronise. The CUDA kernel (batMergeKernel.cu) runs a phase with a whole thread block per image; the
- * host (batMergeHost below, used by the CPU test) runs it with one "thread" (and 32 emulated lanes), rounding every
- * value the same way. Selection arithmetic is fp32 whatever the token type.
+ * by one thread with the same code on both targets; between phases all threads of an image synchronise. The CUDA
+ * launcher (batMergeKernel.cu) runs the phases as four kernels: decouple over a grid, the dot products of phase 2 as
+ * tiles over a grid, the selection phases 3-7 in one block per image, the combine over a grid of output values. The
+ * host (batMergeHost below, used by the CPU test) runs the same items one after the other, rounding every value the
+ * same way (dotLanes). Selection arithmetic is fp32 whatever the token type.
  *
  * Compiles as CUDA C++17 (nvcc >= 11.4) and as plain C++17 (g++/clang++), where __host__/__device__ vanish.
  */
@@ -31,17 +34,15 @@ TDM_HD inline void decoupleItem(Image<T> const& im, int32_t i)
     float const v = toFloat(im.importance[i]);
     int32_t rank = 0;
     for (int32_t j = 0; j < count; ++j)
-    {
-        float const u = toFloat(im.importance[j]);
-        rank += (u > v || (u == v && j < i)) ? 1 : 0;
-    }
-    im.ws.order[rank] = i;
+        rank += beforeDesc(toFloat(im.importance[j]), j, v, i) ? 1 : 0;
+    im.ws.order[rank] = i; // rank is a permutation of [0, count) over i (beforeDesc is a total order)
 }
 
 // ---- phase 2: bipartite_match's a @ b^T and norms; squared_distances' Gram product -------------------------------
-// Every dot product is shared by kLanes threads (a CUDA warp): lane l sums channels l, l + 32, ... with fmaf, then
-// the lanes' partial sums are added pairwise in butterfly order (steps 16, 8, 4, 2, 1, what __shfl_xor_sync gives).
-// The host emulates the 32 lanes in that order, so both targets round every dot product identically.
+// Every dot product is summed in one fixed order, on both targets: kLanes partial sums (partial l takes channels
+// l, l + 32, ... with fmaf, as the lanes of a warp would), then the partials added pairwise as a tree (steps 16, 8,
+// 4, 2, 1: what lane 0 holds after a __shfl_xor_sync butterfly). accumulateChunk() adds one chunk of kLanes channels
+// to the partials; the host feeds it rows straight from x, the device from tiles in shared memory.
 
 constexpr int32_t kLanes = 32;
 
@@ -78,14 +79,28 @@ TDM_HD inline DotItem<T> similarityItem(Image<T> const& im, int32_t item)
     return {rowIn(im, item / l), rowIn(im, item % l), im.ws.gram + item, DotKind::kGram};
 }
 
-//! Lane `lane`'s share of u . v: channels lane, lane + kLanes, ... (coalesced across a warp).
-template <typename T>
-TDM_HD inline float dotPartial(T const* u, T const* v, int32_t c, int32_t lane)
+//! partial[l] += u[l] * v[l] (fmaf) for the first `count` (<= kLanes) channels of a chunk.
+template <typename U, typename V>
+TDM_HD inline void accumulateChunk(float (&partial)[kLanes], U const* u, V const* v, int32_t count)
 {
-    float acc = 0.f;
-    for (int32_t i = lane; i < c; i += kLanes)
-        acc = fmaf(toFloat(u[i]), toFloat(v[i]), acc);
-    return acc;
+    TDM_UNROLL
+    for (int32_t l = 0; l < kLanes; ++l)
+        if (l < count)
+            partial[l] = fmaf(toFloat(u[l]), toFloat(v[l]), partial[l]);
+}
+
+//! The partials added as a tree: lane 0's value after the butterfly (a + b == b + a exactly, so lane 0 and lane
+//! `offset` hold the same bits at every step).
+TDM_HD inline float sumLanes(float (&partial)[kLanes])
+{
+    TDM_UNROLL
+    for (int32_t offset = kLanes / 2; offset > 0; offset /= 2)
+    {
+        TDM_UNROLL
+        for (int32_t l = 0; l < offset; ++l)
+            partial[l] = partial[l] + partial[l + offset];
+    }
+    return partial[0];
 }
 
 TDM_HD inline float finishDot(float sum, DotKind kind)
@@ -99,23 +114,21 @@ TDM_HD inline float finishDot(float sum, DotKind kind)
     }
 }
 
-//! One dot product by kLanes emulated lanes (the host's form of the warp reduction in batMergeKernel.cu).
+//! u . v over c channels in the fixed order above, straight from the token rows.
 template <typename T>
-TDM_HD inline void similarityLanes(Image<T> const& im, int32_t item)
+TDM_HD inline float dotLanes(T const* u, T const* v, int32_t c)
+{
+    float partial[kLanes] = {};
+    for (int32_t base = 0; base < c; base += kLanes)
+        accumulateChunk(partial, u + base, v + base, c - base < kLanes ? c - base : kLanes);
+    return sumLanes(partial);
+}
+
+template <typename T>
+TDM_HD inline void similarityItemHost(Image<T> const& im, int32_t item)
 {
     DotItem<T> const d = similarityItem(im, item);
-    float p[kLanes];
-    float q[kLanes];
-    for (int32_t lane = 0; lane < kLanes; ++lane)
-        p[lane] = dotPartial(d.u, d.v, im.s.c, lane);
-    for (int32_t offset = kLanes / 2; offset > 0; offset /= 2)
-    {
-        for (int32_t lane = 0; lane < kLanes; ++lane)
-            q[lane] = p[lane] + p[lane ^ offset];
-        for (int32_t lane = 0; lane < kLanes; ++lane)
-            p[lane] = q[lane];
-    }
-    *d.dst = finishDot(p[0], d.kind);
+    *d.dst = finishDot(dotLanes(d.u, d.v, im.s.c), d.kind);
 }
 
 template <typename T>
@@ -133,13 +146,14 @@ TDM_HD inline void partnerDensityItem(Image<T> const& im, int32_t item)
     int32_t const ka = countA(im.s), kb = countB(im.s), l = countInattentive(im.s);
     if (item < ka)
     {
-        // scores = (a @ b^T) / (|a| |b|); partner = argmax (first), best = amax
+        // scores = (a @ b^T) / (|a| |b|) (0/0 = NaN for a zero token, as in the reference);
+        // partner = argmax (first NaN, else first maximum), best = amax (NaN if any)
         int32_t partner = 0;
-        float best = 0.f;
-        for (int32_t j = 0; j < kb; ++j)
+        float best = im.ws.dots[item * kb] / (im.ws.normA[item] * im.ws.normB[0]);
+        for (int32_t j = 1; j < kb; ++j)
         {
             float const score = im.ws.dots[item * kb + j] / (im.ws.normA[item] * im.ws.normB[j]);
-            if (j == 0 || score > best)
+            if (beforeDesc(score, j, best, partner))
             {
                 best = score;
                 partner = j;
@@ -150,25 +164,34 @@ TDM_HD inline void partnerDensityItem(Image<T> const& im, int32_t item)
         return;
     }
     int32_t const i = item - ka;
-    // squared_distances: (sq_i + sq_j) + gram_ij clamped at 0, sq read off the diagonal (exactly zero on it)
+    // squared_distances: (sq_i + sq_j) + gram_ij clamped at 0 (NaN stays), sq read off the diagonal
     float const* gram = im.ws.gram;
     float* d2 = im.ws.d2 + size_t(i) * l;
     float const sq_i = gram[i * l + i] * -0.5f;
     for (int32_t j = 0; j < l; ++j)
-    {
-        float const v = (sq_i + gram[j * l + j] * -0.5f) + gram[i * l + j];
-        d2[j] = v > 0.f ? v : 0.f;
-    }
-    // density = exp(-mean of the k smallest / c): the k smallest are those with fewer than k entries before them
+        d2[j] = clampMin0((sq_i + gram[j * l + j] * -0.5f) + gram[i * l + j]);
+    // density = exp(-mean of the k smallest / c): topk(largest=False) picks them in beforeAsc order (NaN last);
+    // pass p takes the first entry after the one pass p-1 took, so the sum runs in topk's ascending order
     int32_t const k = knnCount(im.s);
     float sum = 0.f;
-    for (int32_t j = 0; j < l; ++j)
+    int32_t taken = -1;
+    float takenValue = 0.f;
+    for (int32_t pass = 0; pass < k; ++pass)
     {
-        int32_t before = 0;
-        for (int32_t q = 0; q < l && before < k; ++q)
-            before += (d2[q] < d2[j] || (d2[q] == d2[j] && q < j)) ? 1 : 0;
-        if (before < k)
-            sum += d2[j];
+        int32_t pick = -1;
+        float pickValue = 0.f;
+        for (int32_t j = 0; j < l; ++j)
+        {
+            bool const after = taken < 0 || beforeAsc(takenValue, taken, d2[j], j);
+            if (after && (pick < 0 || beforeAsc(d2[j], j, pickValue, pick)))
+            {
+                pick = j;
+                pickValue = d2[j];
+            }
+        }
+        sum += pickValue; // k <= l, so every pass finds one
+        taken = pick;
+        takenValue = pickValue;
     }
     im.ws.density[i] = expf((sum / float(k)) * (-1.0f / float(im.s.c)));
 }
@@ -188,14 +211,16 @@ TDM_HD inline void edgeDeltaItem(Image<T> const& im, int32_t item)
     // delta_i = min d2_ij over tokens j denser than i (j < i: rho_j >= rho_i, else rho_j > rho_i), row max if none
     float const* d2 = im.ws.d2 + size_t(i) * l;
     float const rho = im.ws.density[i];
+    // torch.where(denser, d2, row_max).amin(): NaN anywhere in the row makes row_max, and so delta, NaN
+    // (j == i is never denser, so row_max always takes part)
     float rowMax = d2[0];
     for (int32_t j = 1; j < l; ++j)
-        rowMax = d2[j] > rowMax ? d2[j] : rowMax;
+        rowMax = maxNan(d2[j], rowMax);
     float delta = rowMax;
     for (int32_t j = 0; j < l; ++j)
     {
         float const rj = im.ws.density[j];
-        bool const denser = j < i ? rj >= rho : rj > rho;
+        bool const denser = j < i ? rj >= rho : rj > rho; // IEEE comparisons, as the reference's ge/gt
         if (denser && d2[j] < delta)
             delta = d2[j];
     }
@@ -229,6 +254,9 @@ TDM_HD inline void matchingCentreItem(Image<T> const& im, int32_t item)
         im.ws.centres[rank] = i;
 }
 
+//! An entry of the reference's 0/1 assignment matrices (assignment(), one_hot_rows()): 1 when `to` is `row`.
+TDM_HD inline float joins(int32_t to, int32_t row) { return to == row ? 1.0f : 0.0f; }
+
 // ---- phase 6: nearest centre of every inattentive token; weight sum of every merged B token ----------------------
 
 template <typename T>
@@ -237,7 +265,7 @@ TDM_HD inline void labelTotalItem(Image<T> const& im, int32_t item)
     int32_t const kb = countB(im.s), l = countInattentive(im.s);
     if (item < l)
     {
-        // argmin over centres of d2 (a centre joins itself: -1), first minimum
+        // argmin over centres of d2 (a centre joins itself: -1), the first NaN or else the first minimum
         float const* d2 = im.ws.d2 + size_t(item) * l;
         int32_t label = 0;
         float nearest = 0.f;
@@ -245,7 +273,7 @@ TDM_HD inline void labelTotalItem(Image<T> const& im, int32_t item)
         {
             int32_t const centre = im.ws.centres[m];
             float const v = centre == item ? -1.0f : d2[centre];
-            if (m == 0 || v < nearest)
+            if (m == 0 || beforeArgmin(v, m, nearest, label))
             {
                 nearest = v;
                 label = m;
@@ -254,10 +282,12 @@ TDM_HD inline void labelTotalItem(Image<T> const& im, int32_t item)
         im.ws.labels[item] = label;
         return;
     }
-    int32_t const j = item - l; // merge_matched: total = wb + sum of the weights of the A tokens joining j
+    // merge_matched: total = wb + (joins * w_src).sum(-1), joins[j, q] = 1 when src token q joins j, else 0. Every
+    // q takes part, as in the reference, where 0 * NaN (a NaN or infinite weight) is NaN for every B token.
+    int32_t const j = item - l;
     float joined = 0.f;
     for (int32_t q = 0; q < im.s.pairs; ++q)
-        joined += im.ws.dst[q] == j ? weightA(im, im.ws.src[q]) : 0.f;
+        joined += joins(im.ws.dst[q], j) * weightA(im, im.ws.src[q]);
     im.ws.total[j] = weightB(im, j) + joined;
     (void) kb;
 }
@@ -267,9 +297,10 @@ TDM_HD inline void labelTotalItem(Image<T> const& im, int32_t item)
 template <typename T>
 TDM_HD inline void clusterWeightItem(Image<T> const& im, int32_t m)
 {
+    // combine: (assignment * w_in).sum(-1), every token taking part (0 * NaN is NaN, as in the reference)
     float sum = 0.f;
     for (int32_t i = 0; i < countInattentive(im.s); ++i)
-        sum += im.ws.labels[i] == m ? weightIn(im, i) : 0.f;
+        sum += joins(im.ws.labels[i], m) * weightIn(im, i);
     im.ws.weight[m] = sum;
 }
 
@@ -285,13 +316,14 @@ TDM_HD inline void combineItem(Image<T> const& im, int32_t item)
         v = toFloat(im.x[ch]);
     else if (row <= kb)
     {
-        // merge_matched: (wb / total) * b + (weights / total) @ x_src
+        // merge_matched: (wb / total) * b + (weights / total) @ x_src, weights[j, q] = joins[j, q] * w_src[q];
+        // the product runs over every q, as the reference's MatMul (0 * Inf is NaN there too)
         int32_t const j = row - 1;
         float const total = im.ws.total[j];
         float acc = 0.f;
         for (int32_t q = 0; q < r; ++q)
-            if (im.ws.dst[q] == j)
-                acc += (weightA(im, im.ws.src[q]) / total) * toFloat(rowA(im, im.ws.src[q])[ch]);
+            acc += ((joins(im.ws.dst[q], j) * weightA(im, im.ws.src[q])) / total)
+                * toFloat(rowA(im, im.ws.src[q])[ch]);
         v = (weightB(im, j) / total) * toFloat(rowB(im, j)[ch]) + acc;
     }
     else if (row <= kb + ka - r)
@@ -303,8 +335,7 @@ TDM_HD inline void combineItem(Image<T> const& im, int32_t item)
         float const sum = im.ws.weight[m];
         float acc = 0.f;
         for (int32_t i = 0; i < countInattentive(im.s); ++i)
-            if (im.ws.labels[i] == m)
-                acc += (weightIn(im, i) / sum) * toFloat(rowIn(im, i)[ch]);
+            acc += ((joins(im.ws.labels[i], m) * weightIn(im, i)) / sum) * toFloat(rowIn(im, i)[ch]);
         v = acc;
     }
     fromFloat(v, im.out + item);
@@ -336,11 +367,7 @@ TDM_HD inline void runItem(Image<T> const& im, int32_t phase, int32_t item)
     switch (phase)
     {
     case 0: decoupleItem(im, item); break;
-    case 1:
-#if !defined(__CUDA_ARCH__) // the device runs phase 2 by warps (batMergeKernel.cu), never through here
-        similarityLanes(im, item);
-#endif
-        break;
+    case 1: similarityItemHost(im, item); break; // the device runs phase 2 as tiles (batMergeKernel.cu)
     case 2: partnerDensityItem(im, item); break;
     case 3: edgeDeltaItem(im, item); break;
     case 4: matchingCentreItem(im, item); break;

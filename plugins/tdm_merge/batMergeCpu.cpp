@@ -35,23 +35,29 @@ int32_t tdm_bat_selection_ints(tdm::BatSizes const* sizes)
     return (s.n - 1) + 2 * s.pairs + (tdm::countA(s) - s.pairs) + s.clusters + tdm::countInattentive(s);
 }
 
-//! x [batch, n, c], importance [batch, n-1] -> out [batch, n_out, c] in fp32; selections may be null.
-//! Returns 0, or the size error code.
+//! x [batch, n, c], importance [batch, n-1] -> out [batch, n_out, c] in fp32; selections may be null. workspace:
+//! batch * tdm_bat_workspace_bytes() bytes, 4-byte aligned, any content (the GPU's is never zeroed: the tests poison
+//! it), or null for a zeroed one of our own. Returns 0, or the size error code.
 int32_t tdm_bat_merge_f32(tdm::BatSizes const* sizes, int32_t batch, float const* x, float const* importance,
-    float* out, int32_t* selections)
+    float* out, int32_t* selections, void* workspace)
 {
     tdm::BatSizes const& s = *sizes;
     if (int32_t const code = tdm::validateSizes(s))
         return code;
     size_t const per = tdm::workspaceBytes(s);
-    std::vector<int32_t> scratch((per * static_cast<size_t>(batch)) / 4 + 1);
-    tdm::batMergeHost(s, batch, x, importance, out, scratch.data());
+    std::vector<int32_t> own;
+    if (workspace == nullptr)
+    {
+        own.resize((per * static_cast<size_t>(batch)) / 4 + 1);
+        workspace = own.data();
+    }
+    tdm::batMergeHost(s, batch, x, importance, out, workspace);
     if (selections == nullptr)
         return 0;
     int32_t const ints = tdm_bat_selection_ints(sizes);
     for (int32_t b = 0; b < batch; ++b)
     {
-        tdm::Workspace const w = tdm::workspaceAt(s, reinterpret_cast<char*>(scratch.data()) + b * per);
+        tdm::Workspace const w = tdm::workspaceAt(s, static_cast<char*>(workspace) + b * per);
         int32_t* dst = selections + static_cast<size_t>(b) * ints;
         int32_t const l = tdm::countInattentive(s), ka = tdm::countA(s);
         int32_t const* parts[] = {w.order, w.src, w.dst, w.unm, w.centres, w.labels};

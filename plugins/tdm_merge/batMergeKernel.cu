@@ -1,8 +1,16 @@
 /*
- * The fused BAT merge stage as one CUDA kernel: one thread block per image walks the phases of batMerge.h, every
- * thread taking every blockDim.x-th item of a phase (every warp a dot product in phase 2), with a barrier between
- * phases. Selection arithmetic is fp32;
- * tokens are float or __half. Uses only the CUDA runtime of CUDA 11.4 (JetPack 5) and C++17.
+ * The fused BAT merge stage as a short chain of CUDA kernels on one stream, so that a single image fills the GPU
+ * where the work is (the model and the estimates are in docs/kernel.md):
+ *
+ *   1. decoupleKernel    phase 1 over a grid: the rank of every patch token (one thread each)
+ *   2. similarityKernel  phase 2 over a grid: 16 x 16 tiles of a @ b^T and of the inattentive Gram product, chunks of
+ *                        32 channels staged in shared memory, plus the norms; every dot product summed in the fixed
+ *                        order of dotLanes() (batMerge.h), so the host rounds it identically
+ *   3. selectionKernel   phases 3-7 in one block per image (O(L^2) and smaller), __syncthreads between phases
+ *   4. combineKernel     phase 8 over a grid of output values x images
+ *
+ * The kernel boundaries are the barriers between phases 1, 2, 3-7 and 8. Selection arithmetic is fp32; tokens are
+ * float or __half. Uses only the CUDA runtime of CUDA 11.4 (JetPack 5) and C++17; 1-D grids, static shared memory.
  */
 #include "batMergeKernel.h"
 
@@ -11,55 +19,179 @@ namespace tdm
 namespace
 {
 
-constexpr int32_t kThreads = 512;
-constexpr int32_t kSimilarityPhase = 1;
+constexpr int32_t kThreads = 256;      // decouple, selection, combine blocks
+constexpr int32_t kTile = 16;          // similarity tiles: kTile x kTile dot products per block, one per thread
+constexpr int32_t kTileThreads = kTile * kTile;
+constexpr int32_t kNormsPerBlock = kTileThreads / kLanes;
+constexpr int32_t kDecouplePhase = 0;
+constexpr int32_t kFirstSelectionPhase = 2;
+constexpr int32_t kCombinePhase = kPhases - 1;
 
-//! Phase 2's dot products, one warp each: lane partial sums, then the butterfly that similarityLanes() emulates.
 template <typename T>
-__device__ void similarityWarps(Image<T> const& im)
+__device__ Image<T> imageAt(BatSizes const& s, int32_t b, T const* x, T const* importance, T* out, char* workspace)
 {
-    int32_t const lane = threadIdx.x % kLanes, warp = threadIdx.x / kLanes, warps = blockDim.x / kLanes;
-    int32_t const count = phaseItems(im, kSimilarityPhase);
-    for (int32_t item = warp; item < count; item += warps)
-    {
-        DotItem<T> const d = similarityItem(im, item);
-        float p = dotPartial(d.u, d.v, im.s.c, lane);
-        for (int32_t offset = kLanes / 2; offset > 0; offset /= 2)
-            p = p + __shfl_xor_sync(0xffffffffu, p, offset);
-        if (lane == 0)
-            *d.dst = finishDot(p, d.kind);
-    }
+    return Image<T>{s, x + size_t(b) * s.n * s.c, importance + size_t(b) * (s.n - 1),
+        out + size_t(b) * outputTokens(s) * s.c, workspaceAt(s, workspace + size_t(b) * workspaceBytes(s))};
 }
 
+//! Phases 1 and 8: every image gets `blocks` blocks, every thread every (blocks * blockDim.x)-th item.
 template <typename T>
-__global__ void __launch_bounds__(kThreads, 1) batMergeKernel(
-    BatSizes s, T const* x, T const* importance, T* out, char* workspace)
+__global__ void __launch_bounds__(kThreads) gridPhaseKernel(
+    BatSizes s, T const* x, T const* importance, T* out, char* workspace, int32_t phase, int32_t blocks)
 {
-    size_t const b = blockIdx.x;
-    Image<T> const im{s, x + b * s.n * s.c, importance + b * (s.n - 1), out + b * outputTokens(s) * s.c,
-        workspaceAt(s, workspace + b * workspaceBytes(s))};
-    for (int32_t phase = 0; phase < kPhases; ++phase)
+    Image<T> const im = imageAt(s, int32_t(blockIdx.x) / blocks, x, importance, out, workspace);
+    int32_t const count = phaseItems(im, phase);
+    for (int32_t item = (int32_t(blockIdx.x) % blocks) * blockDim.x + threadIdx.x; item < count;
+         item += blocks * blockDim.x)
+        runItem(im, phase, item);
+}
+
+//! Blocks of phase 2 per image: tiles of a @ b^T [Ka, Kb], tiles of the Gram product [L, L], blocks of norms.
+struct SimilarityGrid
+{
+    int32_t tilesA, tilesB, tilesL, norms;
+    TDM_HD int32_t matchTiles() const { return tilesA * tilesB; }
+    TDM_HD int32_t blocks() const { return matchTiles() + tilesL * tilesL + norms; }
+};
+
+TDM_HD inline SimilarityGrid similarityGrid(BatSizes const& s)
+{
+    auto const ceilDiv = [](int32_t a, int32_t b) { return (a + b - 1) / b; };
+    return {ceilDiv(countA(s), kTile), ceilDiv(countB(s), kTile), ceilDiv(countInattentive(s), kTile),
+        ceilDiv(countA(s) + countB(s), kNormsPerBlock)};
+}
+
+//! Lane `lane`'s partial sum of u . v: channels lane, lane + kLanes, ... with fmaf (partial[lane] of dotLanes()).
+template <typename T>
+__device__ float lanePartial(T const* u, T const* v, int32_t c, int32_t lane)
+{
+    float acc = 0.f;
+    for (int32_t ch = lane; ch < c; ch += kLanes)
+        acc = fmaf(toFloat(u[ch]), toFloat(v[ch]), acc);
+    return acc;
+}
+
+//! One norm by one warp: lane partials, then the butterfly, whose lane-0 value is sumLanes()'s tree.
+template <typename T>
+__device__ void normWarp(Image<T> const& im, int32_t item, int32_t lane)
+{
+    DotItem<T> const d = similarityItem(im, item);
+    float p = lanePartial(d.u, d.v, im.s.c, lane);
+    for (int32_t offset = kLanes / 2; offset > 0; offset /= 2)
+        p = p + __shfl_xor_sync(0xffffffffu, p, offset);
+    if (lane == 0)
+        *d.dst = finishDot(p, d.kind);
+}
+
+//! Phase 2. A tile block stages kTile rows of each side, one chunk of kLanes channels at a time, in shared memory;
+//! thread (ty, tx) keeps the kLanes partial sums of dot (row ty, col tx) and adds them up at the end (dotLanes()'s
+//! order, bit for bit). Norm blocks compute |a_t| and |b_j| one per warp.
+template <typename T>
+__global__ void __launch_bounds__(kTileThreads) similarityKernel(
+    BatSizes s, T const* x, T const* importance, char* workspace, int32_t blocks)
+{
+    __shared__ float tileU[kTile][kLanes + 1]; // +1: row r starts in bank r, so the kTile columns read apart
+    __shared__ float tileV[kTile][kLanes + 1];
+    Image<T> const im = imageAt(s, int32_t(blockIdx.x) / blocks, x, importance, static_cast<T*>(nullptr), workspace);
+    SimilarityGrid const g = similarityGrid(s);
+    int32_t const ka = countA(s), kb = countB(s), l = countInattentive(s);
+    int32_t block = int32_t(blockIdx.x) % blocks;
+    if (block >= g.blocks() - g.norms) // norm items ka * kb + t, t in [0, ka + kb): one warp each
     {
-        if (phase == kSimilarityPhase)
-            similarityWarps(im);
-        else
+        int32_t const lane = threadIdx.x % kLanes;
+        int32_t const t = (block - (g.blocks() - g.norms)) * kNormsPerBlock + int32_t(threadIdx.x) / kLanes;
+        if (t < ka + kb)
+            normWarp(im, ka * kb + t, lane);
+        return; // the whole block leaves here: no barrier below is skipped by only some threads
+    }
+    bool const gram = block >= g.matchTiles();
+    block -= gram ? g.matchTiles() : 0;
+    int32_t const across = gram ? g.tilesL : g.tilesB;
+    int32_t const row0 = (block / across) * kTile, col0 = (block % across) * kTile;
+    int32_t const rows = gram ? l : ka, cols = gram ? l : kb;
+
+    // loading: thread -> (tile row lr, channels lc and lc + kTile of the chunk)
+    int32_t const lr = threadIdx.x / kTile, lc = threadIdx.x % kTile;
+    T const* const u = row0 + lr < rows ? (gram ? rowIn(im, row0 + lr) : rowA(im, row0 + lr)) : nullptr;
+    T const* const v = col0 + lr < cols ? (gram ? rowIn(im, col0 + lr) : rowB(im, col0 + lr)) : nullptr;
+    // computing: thread -> dot (row0 + ty, col0 + tx)
+    int32_t const ty = threadIdx.x / kTile, tx = threadIdx.x % kTile;
+    bool const mine = row0 + ty < rows && col0 + tx < cols;
+
+    float partial[kLanes] = {};
+    for (int32_t base = 0; base < s.c; base += kLanes)
+    {
+        int32_t const count = s.c - base < kLanes ? s.c - base : kLanes;
+        for (int32_t h = 0; h < kLanes; h += kTile)
         {
-            int32_t const count = phaseItems(im, phase);
-            for (int32_t item = threadIdx.x; item < count; item += blockDim.x)
-                runItem(im, phase, item);
+            int32_t const ch = lc + h;
+            tileU[lr][ch] = u != nullptr && ch < count ? toFloat(u[base + ch]) : 0.f;
+            tileV[lr][ch] = v != nullptr && ch < count ? toFloat(v[base + ch]) : 0.f;
         }
+        __syncthreads();
+        if (mine)
+            accumulateChunk(partial, &tileU[ty][0], &tileV[tx][0], count);
+        __syncthreads();
+    }
+    if (!mine)
+        return;
+    int32_t const i = row0 + ty, j = col0 + tx;
+    if (gram)
+        im.ws.gram[i * l + j] = finishDot(sumLanes(partial), DotKind::kGram);
+    else
+        im.ws.dots[i * kb + j] = finishDot(sumLanes(partial), DotKind::kMatch);
+}
+
+//! Phases 3-7 (best partners and densities .. cluster weights): one block per image, a barrier between phases.
+template <typename T>
+__global__ void __launch_bounds__(kThreads) selectionKernel(
+    BatSizes s, T const* x, T const* importance, char* workspace)
+{
+    Image<T> const im = imageAt(s, int32_t(blockIdx.x), x, importance, static_cast<T*>(nullptr), workspace);
+    for (int32_t phase = kFirstSelectionPhase; phase < kCombinePhase; ++phase)
+    {
+        int32_t const count = phaseItems(im, phase);
+        for (int32_t item = threadIdx.x; item < count; item += blockDim.x)
+            runItem(im, phase, item);
         __syncthreads();
     }
 }
 
-template <typename T>
-cudaError_t launch(BatSizes const& s, int32_t batch, void const* x, void const* importance, void* out,
-    void* workspace, cudaStream_t stream)
+//! Blocks per image for a grid phase, or 0 when batch x blocks would not fit a 1-D grid.
+int32_t gridBlocks(int64_t items, int32_t threads, int32_t batch)
 {
-    if (batch == 0)
-        return cudaSuccess;
-    batMergeKernel<T><<<batch, kThreads, 0, stream>>>(s, static_cast<T const*>(x),
-        static_cast<T const*>(importance), static_cast<T*>(out), static_cast<char*>(workspace));
+    int64_t const blocks = (items + threads - 1) / threads;
+    int64_t const limit = 2147483647;
+    return blocks < 1 || blocks * batch > limit ? 0 : static_cast<int32_t>(blocks);
+}
+
+template <typename T>
+cudaError_t launch(BatSizes const& s, int32_t batch, void const* xv, void const* importancev, void* outv,
+    void* workspacev, cudaStream_t stream)
+{
+    auto const* x = static_cast<T const*>(xv);
+    auto const* importance = static_cast<T const*>(importancev);
+    auto* out = static_cast<T*>(outv);
+    auto* workspace = static_cast<char*>(workspacev);
+    int32_t const decoupleBlocks = gridBlocks(patchCount(s), kThreads, batch);
+    int32_t const combineBlocks = gridBlocks(int64_t(outputTokens(s)) * s.c, kThreads, batch);
+    int32_t const similarityBlocks = similarityGrid(s).blocks();
+    if (decoupleBlocks == 0 || combineBlocks == 0 || int64_t(similarityBlocks) * batch > 2147483647)
+        return cudaErrorInvalidValue;
+
+    gridPhaseKernel<T><<<batch * decoupleBlocks, kThreads, 0, stream>>>(
+        s, x, importance, out, workspace, kDecouplePhase, decoupleBlocks);
+    if (cudaError_t const e = cudaGetLastError())
+        return e;
+    similarityKernel<T><<<batch * similarityBlocks, kTileThreads, 0, stream>>>(
+        s, x, importance, workspace, similarityBlocks);
+    if (cudaError_t const e = cudaGetLastError())
+        return e;
+    selectionKernel<T><<<batch, kThreads, 0, stream>>>(s, x, importance, workspace);
+    if (cudaError_t const e = cudaGetLastError())
+        return e;
+    gridPhaseKernel<T><<<batch * combineBlocks, kThreads, 0, stream>>>(
+        s, x, importance, out, workspace, kCombinePhase, combineBlocks);
     return cudaGetLastError();
 }
 
@@ -75,6 +207,13 @@ cudaError_t batMergeForward(BatSizes const& sizes, int32_t batch, TokenType type
 {
     if (validateSizes(sizes) != 0 || batch < 0)
         return cudaErrorInvalidValue;
+    if (batch == 0)
+        return cudaSuccess;
+    // An error left unread by earlier work on this thread would afterwards be indistinguishable from a failed launch
+    // of ours: read it (which clears it unless it is sticky), report it and launch nothing. After this, the error
+    // read after each launch is that launch's own.
+    if (cudaError_t const pending = cudaGetLastError())
+        return pending;
     if (type == TokenType::kHALF)
         return launch<__half>(sizes, batch, x, importance, out, workspace, stream);
     return launch<float>(sizes, batch, x, importance, out, workspace, stream);

@@ -14,6 +14,11 @@
 #else
 #define TDM_HD
 #endif
+#if defined(__NVCC__) && defined(__CUDA_ARCH__) // nvcc's device pass; host compilers never see the pragma
+#define TDM_UNROLL _Pragma("unroll")
+#else
+#define TDM_UNROLL
+#endif
 
 namespace tdm
 {
@@ -41,20 +46,27 @@ TDM_HD inline int32_t knnCount(BatSizes const& s) // topk(k=min(k, length))
 //! Tokens out: CLS + Kb merged + (Ka - r) unmatched + M clusters (1 + K when M == r).
 TDM_HD inline int32_t outputTokens(BatSizes const& s) { return 1 + s.keep - s.pairs + s.clusters; }
 
-//! 0 when the sizes are a valid stage, else a code for batMergeSizeError().
-inline int32_t validateSizes(BatSizes const& s)
+//! Largest sizes accepted: every item count of a phase (at most n * c or n * n) stays far inside int32_t.
+constexpr int32_t kMaxTokens = 16385;   // 128 x 128 patches + CLS
+constexpr int32_t kMaxChannels = 16384;
+
+//! 0 when the sizes are a stage the PyTorch reference (tdm_edge/reduce/patch.py reduce_tokens) can compute, else a
+//! code for batMergeSizeError(). The reference needs a B token (keep >= 2: bipartite_match's argmax over an empty
+//! B set fails) and an inattentive token (squared_distances cannot reshape an empty set).
+TDM_HD inline int32_t validateSizes(BatSizes const& s)
 {
-    int32_t const rest = countInattentive(s);
-    if (s.n < 2 || s.c < 1)
+    if (s.n < 3 || s.c < 1)
         return 1;
-    if (s.keep < 1 || s.keep > s.n - 1)
+    if (s.keep < 2 || s.keep > s.n - 2)
         return 2;
-    if (s.pairs < 0 || s.pairs > countA(s) || (s.pairs > 0 && countB(s) < 1))
+    if (s.pairs < 0 || s.pairs > countA(s))
         return 3;
-    if (rest == 0 ? s.clusters != 0 : (s.clusters < 1 || s.clusters > rest))
+    if (s.clusters < 1 || s.clusters > countInattentive(s))
         return 4;
     if (s.knn < 1)
         return 5;
+    if (s.n > kMaxTokens || s.c > kMaxChannels)
+        return 6;
     return 0;
 }
 
@@ -63,11 +75,12 @@ inline char const* batMergeSizeError(int32_t code)
     switch (code)
     {
     case 0: return "ok";
-    case 1: return "need n >= 2 tokens and c >= 1 channels";
-    case 2: return "keep must be in [1, n-1]";
-    case 3: return "pairs must be in [0, ceil(keep/2)] and need at least one B token";
-    case 4: return "clusters must be in [1, n-1-keep] (0 when no token is inattentive)";
+    case 1: return "need n >= 3 tokens and c >= 1 channels";
+    case 2: return "keep must be in [2, n-2] (a B token and an inattentive token are needed)";
+    case 3: return "pairs must be in [0, ceil(keep/2)]";
+    case 4: return "clusters must be in [1, n-1-keep]";
     case 5: return "knn must be >= 1";
+    case 6: return "n must be <= 16385 tokens and c <= 16384 channels";
     default: return "unknown size error";
     }
 }
@@ -166,13 +179,61 @@ TDM_HD inline float weightB(Image<T> const& im, int32_t j) { return toFloat(im.i
 template <typename T>
 TDM_HD inline float weightIn(Image<T> const& im, int32_t l) { return toFloat(im.importance[im.ws.order[im.s.keep + l]]); }
 
-//! Place of value i in a stable descending sort of values [count] (sort_desc / argsort_desc).
+// ---- total orders: what torch's sorts and reductions do, for every float including NaN and +-Inf -------------
+// IEEE comparisons alone are not an order once a NaN appears (every comparison with it is false), and a rank
+// counted with them need not be a permutation. These put NaN where torch does and break every tie by index, so
+// each is a strict total order on (value, index) pairs: ranks are a permutation and indices stay in range
+// whatever the values. -0 and +0 are equal (a tie), as in torch.
+
+TDM_HD inline bool isNan(float v) { return v != v; }
+
+//! (u at j) comes before (v at i) in torch.sort(descending=True, stable=True) and topk(largest=True): NaN first,
+//! then larger values, equal values (and NaNs among themselves) by lower index. Also argmax's rule (first NaN, else
+//! the first maximum): scan left to right and take j when beforeDesc(u, j, best, at).
+TDM_HD inline bool beforeDesc(float u, int32_t j, float v, int32_t i)
+{
+    bool const un = isNan(u), vn = isNan(v);
+    if (un != vn)
+        return un;
+    if (!un && u != v)
+        return u > v;
+    return j < i;
+}
+
+//! (u at j) comes before (v at i) in topk(largest=False): smaller values first, NaN last, ties by lower index.
+TDM_HD inline bool beforeAsc(float u, int32_t j, float v, int32_t i)
+{
+    bool const un = isNan(u), vn = isNan(v);
+    if (un != vn)
+        return vn;
+    if (!un && u != v)
+        return u < v;
+    return j < i;
+}
+
+//! argmin's rule (torch.argmin): the first NaN if there is one, else the first minimum.
+TDM_HD inline bool beforeArgmin(float u, int32_t j, float v, int32_t i)
+{
+    bool const un = isNan(u), vn = isNan(v);
+    if (un != vn)
+        return un;
+    if (!un && u != v)
+        return u < v;
+    return j < i;
+}
+
+//! amax/amin propagate NaN (torch.amax, torch.amin, clamp_min).
+TDM_HD inline float maxNan(float a, float b) { return isNan(a) || a > b ? a : b; }
+TDM_HD inline float clampMin0(float v) { return v < 0.f ? 0.f : v; } // NaN stays NaN
+
+//! Place of value i in the stable descending sort of values [count] (sort_desc / argsort_desc): a permutation of
+//! [0, count) over i, whatever the values.
 TDM_HD inline int32_t rankDesc(float const* values, int32_t count, int32_t i)
 {
     int32_t rank = 0;
     float const v = values[i];
     for (int32_t j = 0; j < count; ++j)
-        rank += (values[j] > v || (values[j] == v && j < i)) ? 1 : 0;
+        rank += beforeDesc(values[j], j, v, i) ? 1 : 0;
     return rank;
 }
 

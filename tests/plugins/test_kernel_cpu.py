@@ -36,16 +36,19 @@ def bat_stage(n: int, keep: int, pairs: int, clusters: int, knn: int = 5) -> Sta
                  clusters=clusters, knn=knn)
 
 
-def check(kernel: CpuKernel, x: torch.Tensor, w: torch.Tensor, stage: Stage, atol: float = 1e-5) -> None:
-    got, sel = kernel(x, w, stage.keep, stage.pairs, stage.clusters, stage.knn)
+def check(kernel: CpuKernel, x: torch.Tensor, w: torch.Tensor, stage: Stage, atol: float = 1e-5,
+          poison: int = 0xFF) -> torch.Tensor:
+    """Selections identical to the reference's, outputs equal within atol (NaN where the reference has NaN)."""
+    got, sel = kernel(x, w, stage.keep, stage.pairs, stage.clusters, stage.knn, poison=poison)
     want, ref = reference(x, w, stage)
     for name, value in ref.items():
         assert torch.equal(sel[name], value), f"selection {name} differs"
-    # cluster m is centred on the m-th best-scoring token, which carries label m
-    centres, labels = sel["centres"], sel["labels"]
-    assert torch.equal(labels.gather(1, centres), torch.arange(stage.clusters).expand_as(centres))
+    if torch.isfinite(x).all():  # cluster m is centred on the m-th best-scoring token, which carries label m
+        centres, labels = sel["centres"], sel["labels"]
+        assert torch.equal(labels.gather(1, centres), torch.arange(stage.clusters).expand_as(centres))
     assert got.shape == want.shape == (x.shape[0], stage.n_out, x.shape[2])
-    torch.testing.assert_close(got, want, atol=atol, rtol=1e-5)
+    torch.testing.assert_close(got, want, atol=atol, rtol=1e-5, equal_nan=True)
+    return got
 
 
 def test_random_tokens_batch(kernel):
@@ -80,19 +83,73 @@ def test_deit_small_stages(kernel):
         check(kernel, x, w, stage)
 
 
-def test_nothing_inattentive(kernel):
-    """keep = n-1: no clusters; with r = 0 every attentive token passes through unchanged (B then A order)."""
-    x = torch.randn(1, 9, 4, generator=torch.Generator().manual_seed(3))
-    w = torch.tensor([[0.1, 0.5, 0.2, 0.9, 0.3, 0.05, 0.7, 0.4]])
-    got, sel = kernel(x, w, keep=8, pairs=0, clusters=0)
-    order = merge.argsort_desc(w)[0]
-    assert torch.equal(sel["order"][0], order)
-    torch.testing.assert_close(got[0], torch.cat([x[0, :1], x[0, 1 + order[1::2]], x[0, 1 + order[0::2]]]))
+@pytest.mark.parametrize("poison", [0xFF, 0x7F])
+def test_nan_importance(kernel, poison):
+    """NaN importances sort first (torch.sort, descending), so they are attentive; their tokens' merges are NaN
+    in the reference too. Ranks stay a permutation: nothing read from an unwritten (poisoned) slot."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 33, 16, generator=g)
+    w = torch.rand(2, 32, generator=g)
+    w[0, [3, 7, 20]] = float("nan")
+    w[1] = float("nan")  # every importance NaN: index order everywhere, every merged value NaN
+    got = check(kernel, x, w, bat_stage(33, keep=20, pairs=5, clusters=4), poison=poison)
+    # all NaN: merged B tokens (rows 1..10) and clusters (16..19) NaN, CLS and unmatched A tokens (11..15) exact
+    assert got[1, 1:11].isnan().all() and got[1, 16:].isnan().all()
+    _, sel = kernel(x, w, 20, 5, 4, poison=poison)
+    assert torch.equal(sel["order"][1], torch.arange(32))  # NaNs tie: index order
+    assert torch.equal(got[1, 11:16], x[1, 1 + 2 * sel["unm"][1]])  # A token t is patch order[2t] = 2t
+    assert got[0].isnan().any() and got[0].isfinite().any()
 
 
-@pytest.mark.parametrize("sizes, message", [((9, 4, 9, 0, 0), "keep"), ((9, 4, 4, 3, 1), "pairs"),
-                                            ((9, 4, 4, 2, 5), "clusters")])
+@pytest.mark.parametrize("poison", [0xFF, 0x7F])
+def test_infinite_and_equal_importance(kernel, poison):
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 33, 16, generator=g)
+    w = torch.rand(3, 32, generator=g)
+    w[0, [1, 9]], w[0, [4, 30]] = float("inf"), float("-inf")
+    w[1] = 0.25  # all equal: the index order
+    w[2, ::2] = 0.0  # half exactly zero (and -0.0 among them: equal to +0.0)
+    w[2, 4] = -0.0
+    check(kernel, x, w, bat_stage(33, keep=16, pairs=6, clusters=5), poison=poison)
+    _, sel = kernel(x, w, 16, 6, 5, poison=poison)
+    assert torch.equal(sel["order"][1], torch.arange(32))
+
+
+@pytest.mark.parametrize("poison", [0xFF, 0x7F])
+def test_zero_and_duplicate_tokens(kernel, poison):
+    """Zero attentive tokens give cosine 0/0 = NaN (the reference's too): their edges rank first and their partner
+    is the first B token; zero and duplicate inattentive tokens give zero distances and equal densities."""
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(2, 41, 16, generator=g)
+    w = torch.linspace(1.0, 0.1, 40).expand(2, 40).clone()  # patch p has rank p: sets known in advance
+    x[0, 1 + 2 * torch.arange(0, 6)] = 0.0  # A tokens 0..5 all zero
+    x[0, 1 + 2 * 7 + 1] = 0.0  # one zero B token: every A token's scores with it are NaN
+    x[1, 1 + torch.arange(24, 40)] = 0.0  # most inattentive tokens zero
+    x[1, 1 + torch.arange(2, 10)] = x[1, 1 + torch.arange(10, 18)]  # duplicate attentive tokens
+    stage = bat_stage(41, keep=24, pairs=7, clusters=5)
+    got = check(kernel, x, w, stage, poison=poison)
+    assert got.isfinite().all()  # finite weights: a NaN cosine changes the selection, not the values
+
+
+def test_non_finite_tokens(kernel):
+    """Inf and NaN token values (fp16 overflow): NaN similarities and distances follow torch's argmax, topk,
+    amin and clamp rules; every index stays in range and the outputs equal the reference's, NaNs included."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 33, 8, generator=g)
+    w = torch.linspace(1.0, 0.1, 32).expand(2, 32).clone()
+    x[0, 1 + 3, 2] = float("inf")  # an attentive token
+    x[0, 1 + 25, 0] = float("nan")  # an inattentive token
+    x[1, 1 + 22] = float("inf")
+    check(kernel, x, w, bat_stage(33, keep=16, pairs=4, clusters=5))
+
+
+@pytest.mark.parametrize("sizes, message", [((9, 4, 9, 0, 0), "keep"), ((9, 4, 8, 0, 0), "keep"),
+                                            ((9, 4, 1, 0, 1), "keep"), ((9, 4, 4, 3, 1), "pairs"),
+                                            ((9, 4, 4, 2, 5), "clusters"), ((9, 4, 4, 2, 0), "clusters"),
+                                            ((16386, 4, 4, 2, 1), "16385")])
 def test_invalid_sizes_rejected(kernel, sizes, message):
+    """Stages the reference cannot compute (keep < 2: no B token; keep = n-1: nothing to cluster) and sizes
+    past the bound are refused before anything runs."""
     n, c, keep, pairs, clusters = sizes
     with pytest.raises(ValueError, match=message):
         kernel(torch.zeros(1, n, c), torch.zeros(1, n - 1), keep, pairs, clusters)
