@@ -13,7 +13,7 @@ GSTREAMER_HINT = ("this OpenCV has no GStreamer: on a Jetson use JetPack's OpenC
                   "and pip uninstall opencv-python so that it is not shadowed)")
 
 
-@functools.cache
+@functools.lru_cache(maxsize=None)  # functools.cache is 3.9+
 def cv2():
     """The ``cv2`` module with OpenCV's and FFmpeg's own logging silenced (we report failures in one line)."""
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # read when FFmpeg is first used: AV_LOG_QUIET

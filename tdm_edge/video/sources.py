@@ -1,20 +1,23 @@
 """Frame sources in jetson-inference's URI conventions, read with OpenCV.
 
 =====================  ========================================================================================
-``csi://0``            a Jetson MIPI CSI camera: the ``nvarguscamerasrc`` GStreamer pipeline (needs GStreamer)
-``/dev/video0``        a V4L2 camera (also ``v4l2://0`` and ``v4l2:///dev/video0``)
-``rtsp://host/path``   an RTSP stream (OpenCV's FFmpeg backend, or GStreamer)
-``clip.mp4``           a video file (also ``file://clip.mp4``), any container OpenCV's FFmpeg reads
+``csi://0``            a Jetson MIPI CSI camera: jetson-utils' ``nvarguscamerasrc`` pipeline (needs GStreamer)
+``/dev/video0``        a V4L2 camera (also ``v4l2://0`` and ``v4l2:///dev/video0``), in the mode jetson-utils picks
+``rtsp://host/path``   an RTSP stream: GStreamer's ``rtspsrc`` (hardware decode on a Jetson), else FFmpeg
+``clip.mp4``           a video file (also ``file://clip.mp4``): FFmpeg, or GStreamer where OpenCV has no FFmpeg
 ``photo.jpg``          one image; ``folder/`` every image in it, in natural (alphanumeric) order
 ``synthetic://``       a moving test pattern at ``--input-rate`` (``synthetic://?frames=N`` ends after N frames)
 =====================  ========================================================================================
 
-Live sources (cameras, streams, the test pattern) are re-opened with exponential backoff when a read fails; after
-``retries`` failed attempts the source raises :class:`SourceLost`. Files end; ``--input-loop`` replays them.
+Every open has a deadline (``--input-timeout``) and runs in a worker thread, so Ctrl-C ends it at once. Live sources
+(cameras, streams) are tried again with exponential backoff from the first open, and re-opened when a read fails;
+after ``retries`` failed attempts the first open is one error line, a lost source raises :class:`SourceLost`.
+Files end; ``--input-loop`` replays them. docs/jetson_cameras.md compares every option with jetson-utils'.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -27,13 +30,15 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from ..errors import UsageError
-from .cvutil import GSTREAMER_HINT, build_has, cv2
+from .capture import OpenTimeout, open_within
+from .cvutil import cv2
+from .openers import plan_csi, plan_file, plan_rtsp, plan_v4l2
+from .pipelines import DEFAULT_LATENCY_MS, FLIPS, codec_name, csi_pipeline, flip_name, pick_decoder  # noqa: F401
+from .v4l2 import format_name
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"})
-# jetson-inference's --input-flip names, in nvvidconv's flip-method order (0..7)
-FLIPS = ("none", "counterclockwise", "rotate-180", "clockwise", "horizontal", "upper-right-diagonal", "vertical",
-         "upper-left-diagonal")
 SCHEMES = ("csi", "v4l2", "rtsp", "file", "synthetic")
+MAX_BACKOFF = 8.0  # seconds between two attempts, at most
 
 
 class SourceLost(RuntimeError):
@@ -49,8 +54,13 @@ class SourceOptions:
     rate: float | None = None
     flip: str = "none"
     loop: int = 0  # files: -1 forever, 0 once, N extra passes
-    retries: int = 5  # live sources: reconnection attempts before giving up
+    retries: int = 5  # live sources: attempts after a failed open or read before giving up
     backoff: float = 0.5  # seconds before the first attempt, doubled each time (at most 8 s)
+    timeout: float = 10.0  # seconds an open may take, retries of the first open included
+    codec: str | None = None  # --input-codec: h264 ... mjpeg (GStreamer pipelines; mjpeg for V4L2)
+    latency: int = DEFAULT_LATENCY_MS  # --input-latency, ms (RTSP)
+    pixel_format: str = "auto"  # --input-format: V4L2 pixel format (auto: jetson-utils' choice)
+    decoder: str = "auto"  # --input-decoder: cpu | v4l2 (nvv4l2decoder) | auto
 
 
 @dataclass(frozen=True)
@@ -101,18 +111,6 @@ def parse_source(uri: str) -> SourceSpec:
     return SourceSpec("image" if path.suffix.lower() in IMAGE_EXTS else "video", os.fspath(path), uri)
 
 
-def csi_pipeline(sensor: int, width: int = 1280, height: int = 720, rate: float = 30, flip: str = "none") -> str:
-    """The GStreamer pipeline of a Jetson CSI camera (as jetson-utils' gstCamera builds it), ending in BGR frames."""
-    return (f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM), width=(int){width}, "
-            f"height=(int){height}, framerate=(fraction){_fraction(rate)}, format=(string)NV12 ! "
-            f"nvvidconv flip-method={FLIPS.index(flip)} ! video/x-raw, format=(string)BGRx ! videoconvert ! "
-            "video/x-raw, format=(string)BGR ! appsink drop=true max-buffers=1 sync=false")
-
-
-def _fraction(rate: float) -> str:
-    return f"{int(rate)}/1" if float(rate).is_integer() else f"{int(round(rate * 1000))}/1000"
-
-
 def apply_flip(image: np.ndarray, flip: str) -> np.ndarray:
     """jetson-inference's ``--input-flip`` in software (CSI cameras flip in nvvidconv instead)."""
     if flip == "none":
@@ -121,10 +119,10 @@ def apply_flip(image: np.ndarray, flip: str) -> np.ndarray:
     ops = {"counterclockwise": lambda i: c.rotate(i, c.ROTATE_90_COUNTERCLOCKWISE),
            "rotate-180": lambda i: c.rotate(i, c.ROTATE_180),
            "clockwise": lambda i: c.rotate(i, c.ROTATE_90_CLOCKWISE),
-           "horizontal": lambda i: c.flip(i, 1), "vertical": lambda i: c.flip(i, 0),
+           "horizontal-flip": lambda i: c.flip(i, 1), "vertical-flip": lambda i: c.flip(i, 0),
            "upper-right-diagonal": lambda i: c.flip(c.transpose(i), -1),
            "upper-left-diagonal": lambda i: c.transpose(i)}
-    return ops[flip](image)
+    return ops[flip_name(flip)](image)
 
 
 class FrameSource:
@@ -170,27 +168,50 @@ class FrameSource:
 class CaptureSource(FrameSource):
     """A ``cv2.VideoCapture`` (or anything with ``isOpened/read/release``) made by ``opener``.
 
-    A failed read of a live source re-opens it: waits ``backoff``, ``2 backoff``, ... (at most 8 s) for up to
-    ``retries`` attempts, then raises :class:`SourceLost`. A file ends at its last frame (or loops).
+    Every open runs under :func:`~tdm_edge.video.capture.open_within` with ``options.timeout``. The first open of
+    a live source is tried again after ``backoff``, ``2 backoff``, ... (at most 8 s) for up to ``retries`` more
+    attempts while the deadline lasts; then one :class:`UsageError` line ending in ``hint``. A failed read of a live source re-opens it the same way, then raises
+    :class:`SourceLost`. A file is opened once and ends at its last frame (or loops).
     """
 
     def __init__(self, name: str, opener: Callable[[], object], options: SourceOptions, live: bool,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                 hint: str = "") -> None:
         super().__init__(name, options)
         self.live = live
         self.opener = opener
         self.sleep = sleep
+        self.clock = clock
         self.passes = 0  # completed replays (--input-loop)
         self.pass_count = 0  # frames read in the current pass
-        self.cap = opener()
-        if not self.cap.isOpened():
-            kind = "open" if live else "decode"
-            raise UsageError(f"cannot {kind} {name}" + ("" if live else ": not a video OpenCV can read"))
+        self.cap = self._open_first(hint)
         c = cv2()
         fps = float(self.cap.get(c.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 0.0 < fps < 1000.0 else options.rate
         count = int(self.cap.get(c.CAP_PROP_FRAME_COUNT) or 0)
         self.expected = count if not live and count > 0 else None
+
+    def _open_first(self, hint: str):
+        opts = self.options
+        start = self.clock()
+        deadline = start + opts.timeout
+        for attempt in range(opts.retries + 1 if self.live else 1):
+            try:
+                cap = open_within(self.opener, max(0.0, deadline - self.clock()))
+            except OpenTimeout:
+                raise UsageError(f"{self.name} did not open within {opts.timeout:g} s (--input-timeout){hint}") \
+                    from None
+            if cap.isOpened():
+                return cap
+            cap.release()
+            if not self.live:
+                raise UsageError(f"cannot decode {self.name}: not a video OpenCV can read{hint}")
+            delay = min(MAX_BACKOFF, opts.backoff * 2 ** attempt)
+            if attempt == opts.retries or self.clock() + delay >= deadline:
+                break
+            self.sleep(delay)
+        tries = f"{attempt + 1} attempts in {self.clock() - start:.1f} s" if attempt else "1 attempt"
+        raise UsageError(f"cannot open {self.name} ({tries}){hint}")
 
     def read_impl(self) -> np.ndarray | None:
         ok, image = self.cap.read()
@@ -213,12 +234,15 @@ class CaptureSource(FrameSource):
 
     def _reopen(self) -> None:
         self.cap.release()
-        self.cap = self.opener()
+        try:
+            self.cap = open_within(self.opener, self.options.timeout)
+        except OpenTimeout:
+            self.cap = _NoCapture()
 
     def _reconnect(self) -> np.ndarray:
         waited = 0.0
         for attempt in range(self.options.retries):
-            delay = min(8.0, self.options.backoff * 2 ** attempt)
+            delay = min(MAX_BACKOFF, self.options.backoff * 2 ** attempt)
             self.sleep(delay)
             waited += delay
             self._reopen()
@@ -232,6 +256,19 @@ class CaptureSource(FrameSource):
 
     def close(self) -> None:
         self.cap.release()
+
+
+class _NoCapture:
+    """What a re-open that timed out leaves behind: closed, reads nothing."""
+
+    def isOpened(self) -> bool:
+        return False
+
+    def read(self):
+        return False, None
+
+    def release(self) -> None:
+        pass
 
 
 class ImageFolderSource(FrameSource):
@@ -305,10 +342,9 @@ def _natural_key(path: Path) -> list:
 
 
 def open_source(spec: SourceSpec, options: SourceOptions) -> FrameSource:
-    """Open ``spec``: :class:`UsageError` (one line) when it cannot be opened or needs what this OpenCV lacks."""
-    if options.flip not in FLIPS:
-        raise UsageError(f"unknown --input-flip {options.flip!r}; choose one of {', '.join(FLIPS)}")
-    c = cv2()
+    """Open ``spec``: :class:`UsageError` (one line) when it cannot be opened, does not open within
+    ``options.timeout`` s, or needs what this OpenCV lacks."""
+    options = checked_options(options)
     if spec.kind == "synthetic":
         query = dict(spec.query)
         try:
@@ -323,29 +359,28 @@ def open_source(spec: SourceSpec, options: SourceOptions) -> FrameSource:
         if not paths:
             raise UsageError(f"no images in {spec.location} (looked for {', '.join(sorted(IMAGE_EXTS))})")
         return ImageFolderSource(spec.location, paths, options)
-    if spec.kind == "video":
-        return CaptureSource(spec.location, lambda: c.VideoCapture(spec.location, c.CAP_FFMPEG), options, live=False)
     if spec.kind == "csi":
-        if not build_has("GStreamer"):
-            raise UsageError(f"{spec.uri} needs OpenCV with GStreamer; {GSTREAMER_HINT}")
-        pipeline = csi_pipeline(int(spec.location), options.width or 1280, options.height or 720,
-                                options.rate or 30, options.flip)
-        source = CaptureSource(spec.uri, lambda: c.VideoCapture(pipeline, c.CAP_GSTREAMER), options, live=True)
-        source.flip_in_software = False  # nvvidconv flips
-        return source
-    if spec.kind == "rtsp":
-        backend = c.CAP_FFMPEG if build_has("FFMPEG") else c.CAP_GSTREAMER if build_has("GStreamer") else None
-        if backend is None:
-            raise UsageError(f"{spec.uri} needs OpenCV with FFmpeg or GStreamer; {GSTREAMER_HINT}")
-        return CaptureSource(spec.uri, lambda: c.VideoCapture(spec.location, backend), options, live=True)
-    return CaptureSource(spec.location, lambda: _open_v4l2(spec.location, options), options, live=True)
+        name, plan = spec.uri, plan_csi(spec.uri, int(spec.location), options)
+    elif spec.kind == "rtsp":
+        name, plan = spec.uri, plan_rtsp(spec.location, options)
+    elif spec.kind == "video":
+        name, plan = spec.location, plan_file(spec.location, options)
+    else:
+        name, plan = spec.location, plan_v4l2(spec.location, options)
+    source = CaptureSource(name, plan.opener, options, live=spec.live, hint=plan.hint)
+    source.flip_in_software = plan.flip_in_software
+    source.notes.extend(plan.notes)
+    return source
 
 
-def _open_v4l2(device: str, options: SourceOptions):
-    c = cv2()
-    cap = c.VideoCapture(device, c.CAP_V4L2)
-    for prop, value in ((c.CAP_PROP_FRAME_WIDTH, options.width), (c.CAP_PROP_FRAME_HEIGHT, options.height),
-                        (c.CAP_PROP_FPS, options.rate)):
-        if value:
-            cap.set(prop, value)
-    return cap
+def checked_options(options: SourceOptions) -> SourceOptions:
+    """``options`` with jetson-utils' spellings made ours (``horizontal`` -> ``horizontal-flip``, ``H264`` ->
+    ``h264``); one :class:`UsageError` line for a value that is not one of them or out of range."""
+    if not options.timeout > 0:
+        raise UsageError(f"--input-timeout must be > 0 seconds, got {options.timeout:g}")
+    if options.retries < 0 or options.latency < 0:
+        raise UsageError("--input-retries and --input-latency must be >= 0")
+    format_name(options.pixel_format)
+    pick_decoder("h264", options.decoder, False)  # checks the name
+    return dataclasses.replace(options, flip=flip_name(options.flip),
+                               codec=codec_name(options.codec) if options.codec else None)
