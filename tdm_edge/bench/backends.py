@@ -36,8 +36,6 @@ class RunnerSpec:
     threads: int | None = None
 
     def make(self) -> Runner:
-        import torch
-
         if self.backend == "ort":
             from ..runners.onnxrt import OnnxRuntimeRunner
 
@@ -46,6 +44,11 @@ class RunnerSpec:
             from ..runners.tensorrt import TensorRTRunner
 
             return TensorRTRunner(self.path)
+        return self._torch_runner()
+
+    def _torch_runner(self) -> Runner:
+        import torch
+
         if self.threads:
             torch.set_num_threads(self.threads)
         model = torch.load(self.path, weights_only=False)  # our own file, written by prepare() in this run

@@ -10,7 +10,9 @@ import time
 
 from ..errors import UsageError
 from ..limits import check_image_size, patch_size_from_name
+from ..sides import require_workstation
 from .backends import BACKENDS, check_backend
+from .files import SUFFIX_BACKENDS, is_model_file
 
 
 def int_list(text: str) -> tuple[int, ...]:
@@ -35,16 +37,20 @@ def rate_list(text: str) -> tuple[float, ...]:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="deit_small_patch16_224", help="timm ViT name (default deit_small_patch16_224)")
+    p.add_argument("--model", default="deit_small_patch16_224",
+                   help="timm ViT name (default deit_small_patch16_224); bench also takes an exported .onnx or an "
+                        ".engine, measured against --baseline")
     p.add_argument("--method", default="bat", choices=["bat", "evit", "tome"], help="reduction under test")
     p.add_argument("--checkpoint", default=None, help="weights (default: random, made trained-like; a warning says so)")
-    p.add_argument("--backend", default="ort", help=f"one of {', '.join(BACKENDS)} (default ort)")
-    p.add_argument("--precision", default="fp32", help="fp32 | fp16 | int8, as the backend allows")
+    p.add_argument("--backend", default=None,
+                   help=f"one of {', '.join(BACKENDS)} (default ort; for files: ort for .onnx, trt for an engine)")
+    p.add_argument("--precision", default=None, help="fp32 (default) | fp16 | int8, as the backend allows")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for ort/torch (default 2)")
     p.add_argument("--img-size", type=int, default=None, help="input size in pixels (default: the model's)")
 
 
 def _check_common(args: argparse.Namespace) -> None:
+    args.backend, args.precision = args.backend or "ort", args.precision or "fp32"
     check_backend(args.backend, args.precision)
     if args.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {args.threads}")
@@ -66,28 +72,74 @@ def _warn_random(args: argparse.Namespace, command: str) -> None:
         warn_if_random({"weights": RANDOM}, command)
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    _check_common(args)
+def _check_bench_outputs(args: argparse.Namespace) -> None:
     if args.runs < 1 or args.repeats < 1:
         raise UsageError("--runs and --repeats must be >= 1")
     for path in (args.json, args.plot):
         if path and (os.path.isdir(path) or not os.path.isdir(os.path.dirname(os.path.abspath(path)))):
             raise UsageError(f"cannot write {path}: not a file path in an existing folder")
-    start = time.perf_counter()
-    _warn_random(args, "bench")
-    from .run import BenchConfig, run_bench, table
 
-    cfg = BenchConfig(model=args.model, keep_rate=args.keep_rate, method=args.method, checkpoint=args.checkpoint,
-                      backend=args.backend, precision=args.precision, batches=args.batch, threads=args.threads,
-                      rounds=args.runs, repeats=args.repeats, extras=tuple(args.extra),
-                      model_kwargs=_model_kwargs(args))
-    result = run_bench(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
-    print(table(result))
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if is_model_file(args.model) or args.baseline is not None:
+        return _bench_files(args)
+    return _bench_models(args)
+
+
+def _bench_files(args: argparse.Namespace) -> int:
+    """``--model pruned.onnx --baseline unpruned.onnx`` (or two engines): no torch, the files' own metadata."""
+    suffixes = "/".join(SUFFIX_BACKENDS)
+    if not is_model_file(args.model):
+        raise UsageError(f"--baseline compares two files: give the pruned model as --model ({suffixes})")
+    if args.baseline is None:
+        raise UsageError(f"bench of a file needs the unpruned model to compare with: --baseline FILE ({suffixes})")
+    for option in ("checkpoint", "img_size", "precision", "plot"):
+        if getattr(args, option) is not None:
+            raise UsageError(f"--{option.replace('_', '-')} does not apply to bench of files (their metadata and "
+                             "build fix it)")
+    if args.extra:
+        raise UsageError("--extra builds more models; bench of files measures the two files given")
+    if args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
+    if args.batch is not None and len(args.batch) > 1:
+        raise UsageError("bench of files runs one batch (a file's static batch, or --batch N for a dynamic one)")
+    _check_bench_outputs(args)
+    start = time.perf_counter()
+    from .files import file_table, run_file_bench
+
+    result = run_file_bench(args.model, args.baseline, args.backend, args.batch[0] if args.batch else None,
+                            args.threads, rounds=args.runs, repeats=args.repeats,
+                            log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(file_table(result))
+    _write_json(args, result)
+    print(f"{time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return 0
+
+
+def _write_json(args: argparse.Namespace, result: dict) -> None:
     if args.json:
         from ..outputs import write_file
 
         write_file(args.json, (json.dumps(result, indent=1) + "\n").encode())
         print(f"wrote {args.json}")
+
+
+def _bench_models(args: argparse.Namespace) -> int:
+    """``--model NAME``: the compared models built from one set of weights (workstation side: torch)."""
+    _check_common(args)
+    _check_bench_outputs(args)
+    require_workstation("bench --model NAME (it builds the models)")
+    start = time.perf_counter()
+    _warn_random(args, "bench")
+    from .run import BenchConfig, run_bench, table
+
+    cfg = BenchConfig(model=args.model, keep_rate=args.keep_rate, method=args.method, checkpoint=args.checkpoint,
+                      backend=args.backend, precision=args.precision, batches=args.batch or (1, 8),
+                      threads=args.threads, rounds=args.runs, repeats=args.repeats, extras=tuple(args.extra),
+                      model_kwargs=_model_kwargs(args))
+    result = run_bench(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(table(result))
+    _write_json(args, result)
     if args.plot:
         from .plot import plot_bench
 
@@ -101,9 +153,10 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     _check_common(args)
     if args.target_fps <= 0:
         raise UsageError(f"--target-fps must be > 0, got {args.target_fps}")
-    from ..export.onnx_export import check_output_path
+    from ..outputs import check_output_path
 
     check_output_path(args.output[: -len(".engine")] + ".onnx" if args.output.endswith(".engine") else args.output)
+    require_workstation("tune (it builds the models)")
     _warn_random(args, "tune")
     from .tune import ladder_table, measure_ladder, pick, write_choice
 
@@ -137,7 +190,10 @@ def add_commands(sub, parser_class) -> None:
     p = sub.add_parser("bench", help="latency of a pruned model against unpruned and the ideal slice, one run")
     _common(p)
     p.add_argument("--keep-rate", type=_keep_rate, default=0.7, help="rho in (0, 1] (default 0.7)")
-    p.add_argument("--batch", type=int_list, default=(1, 8), help="batch sizes, e.g. 1,8,64 (default 1,8)")
+    p.add_argument("--baseline", default=None, metavar="FILE",
+                   help="with --model pruned.onnx (or .engine): the unpruned model's file to measure it against")
+    p.add_argument("--batch", type=int_list, default=None,
+                   help="batch sizes, e.g. 1,8,64 (default 1,8; files: their own static batch)")
     p.add_argument("--runs", type=int, default=20, help="interleaved rounds per process (default 20)")
     p.add_argument("--repeats", type=int, default=3, help="fresh processes the measurement is repeated in (3)")
     p.add_argument("--extra", action="append", default=[], choices=["evit", "tome"],

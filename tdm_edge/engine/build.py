@@ -139,9 +139,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
         trt: the ``tensorrt`` module (default: imported here; one line if it is missing).
         gpu: ``(name, compute capability)`` for the sidecar (default: CUDA device 0).
     """
-    import onnx
-
-    from ..export.onnx_export import read_metadata
+    from ..metadata import read_metadata  # device side: no torch, no onnx for the metadata
     from ..provenance import warn_if_random
 
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
@@ -154,6 +152,8 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     net_flags = versions.network_flags(version)
     meta = read_metadata(onnx_path)
     warn_if_random(meta, "build")
+    import onnx  # after TensorRT: without TensorRT, build says so in one line whatever else is missing
+
     model = onnx.load(os.fspath(onnx_path), load_external_data=False)
     static_inputs(model)
     own = onnx_precision(model)

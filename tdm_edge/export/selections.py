@@ -1,67 +1,11 @@
-"""Token selections as extra graph outputs, for the live token map (``tdm-edge run --show-tokens``).
-
-The export traces every selection under its name (:func:`tdm_edge.export.verify.record_selections`: decoupling and
-matching indices, clustering assignment matrices) and ships only the logits; those tensors stay inside the graph.
-Declaring them as outputs again (:func:`tdm_edge.export.verify.with_outputs`) costs no computation: the graph
-already computes them. ``tdm-edge export --selection-outputs`` writes such a model (needed for a TensorRT engine,
-whose outputs are fixed when it is built); for ONNX Runtime the loop adds them in memory to any exported model.
-"""
+"""Token selections as extra graph outputs: the code lives on the device side, :mod:`tdm_edge.runners.selections`
+(``tdm-edge run --show-tokens`` adds them with onnx alone); re-exported here for the export's own use."""
 
 from __future__ import annotations
 
-import json
-import re
+from ..metadata import METADATA_KEY
+from ..runners.selections import (SELECTION_RE, add_selection_outputs, graph_selections, output_selections,
+                                  with_outputs)
 
-from ..errors import UsageError
-
-SELECTION_RE = re.compile(r"^tdm_(attentive|inattentive|matched|partners|unmatched|clusters)_\d+$")
-METADATA_KEY = "tdm_edge"
-
-
-def graph_selections(proto) -> list[str]:
-    """The selection tensors named in ``proto``'s graph, in node order."""
-    names: list[str] = []
-    for node in proto.graph.node:
-        names.extend(n for n in node.output if SELECTION_RE.match(n) and n not in names)
-    return names
-
-
-def output_selections(proto) -> list[str]:
-    """The selection tensors that are already graph outputs."""
-    return [o.name for o in proto.graph.output if SELECTION_RE.match(o.name)]
-
-
-def add_selection_outputs(proto, names: list[str] | None = None, metadata: dict | None = None):
-    """A copy of ``proto`` with the selection tensors ``names`` (default: all in the graph) as extra outputs.
-
-    ``metadata`` (the model's ``tdm_edge`` JSON, updated in place when given, else read from ``proto``) gets the
-    outputs listed in ``onnx.outputs`` and the names in ``selections``; the copy carries it.
-    Raises :class:`UsageError` when a name is not in the graph.
-    """
-    from .verify import with_outputs
-
-    names = [n for n in (graph_selections(proto) if names is None else names) if n not in output_selections(proto)]
-    copy, missing = with_outputs(proto, names)
-    if missing:
-        raise UsageError(f"selection tensors not found in the graph: {', '.join(missing)}")
-    props = {p.key: p.value for p in copy.metadata_props}
-    if metadata is None and METADATA_KEY in props:
-        metadata = json.loads(props[METADATA_KEY])
-    if metadata is not None:
-        by_name = {o.name: o for o in copy.graph.output}
-        outputs = metadata.setdefault("onnx", {}).setdefault("outputs", [])
-        known = {o["name"] for o in outputs}
-        for name in names:
-            if name in known:
-                continue
-            dims = by_name[name].type.tensor_type.shape.dim
-            elem = by_name[name].type.tensor_type.elem_type
-            outputs.append({"name": name, "dtype": "int64" if elem == 7 else "float32",
-                            "shape": [d.dim_value if d.HasField("dim_value") else None for d in dims]})
-        metadata["selections"] = output_selections(copy)
-        del copy.metadata_props[:]
-        for key, value in props.items():
-            copy.metadata_props.add(key=key, value=json.dumps(metadata) if key == METADATA_KEY else value)
-        if METADATA_KEY not in props:
-            copy.metadata_props.add(key=METADATA_KEY, value=json.dumps(metadata))
-    return copy
+__all__ = ["METADATA_KEY", "SELECTION_RE", "add_selection_outputs", "graph_selections", "output_selections",
+           "with_outputs"]

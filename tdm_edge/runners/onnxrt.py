@@ -45,7 +45,12 @@ class OnnxRuntimeRunner(Runner):
         self._output_names: list[str] = []
 
     def activate_impl(self) -> None:
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except ImportError as err:
+            reason = "not installed" if getattr(err, "name", None) == "onnxruntime" else f"does not import ({err})"
+            raise UsageError(f"ONNX Runtime is {reason}: pip install 'tdm-edge[ort]' (on a Jetson: NVIDIA's "
+                             "onnxruntime-gpu wheel, or run an .engine on TensorRT)") from None
 
         options = ort.SessionOptions()
         if self.intra_op_threads is not None:

@@ -10,13 +10,14 @@ one line (exit 2). Preprocessing and labels always come from the model's metadat
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
+from ..metadata import engine_metadata, read_metadata
 from ..provenance import warn_if_random
 from ..runners.base import Runner
+from ..sides import require_workstation
 
 BACKENDS = ("auto", "trt", "ort", "torch", "torch-cuda")
 TRT_HINT = ("TensorRT is not installed here: an .engine needs it (JetPack on a Jetson, or pip install "
@@ -73,11 +74,12 @@ def _default_checkpoint(args: argparse.Namespace) -> None:
     """No ``--model``: check that ``--checkpoint`` records its model, or set it to the shipped demo model."""
     import sys
 
-    from ..train.trained import demo_model_path, has_record
-
     if args.backend in ("trt", "ort"):
         raise _mismatch("a checkpoint", args.backend, "give the exported model with --model (tdm-edge export / "
                         "build); a checkpoint runs on torch or torch-cuda")
+    require_workstation("run without --model (a checkpoint runs on PyTorch)")
+    from ..train.trained import demo_model_path, has_record
+
     if args.checkpoint is None:
         args.checkpoint = str(demo_model_path())
         print(f"tdm-edge run: no --model: using the shipped demo model ({args.checkpoint})", file=sys.stderr)
@@ -96,16 +98,18 @@ def _check_reduction(meta: dict) -> None:
 
 
 def _load_onnx(path: str, args: argparse.Namespace) -> LoadedModel:
-    from ..export.onnx_export import read_metadata
     from ..runners.onnxrt import OnnxRuntimeRunner
 
     meta = read_metadata(path)
     source: object = path
     names: list[str] = []
     if args.show_tokens:
-        import onnx
-
-        from ..export.selections import add_selection_outputs, output_selections
+        try:
+            import onnx
+        except ImportError:
+            raise UsageError("--show-tokens on an .onnx needs the onnx package to add the selection outputs: "
+                             "pip install onnx") from None
+        from ..runners.selections import add_selection_outputs, output_selections
 
         _check_reduction(meta)
         proto = add_selection_outputs(onnx.load(path))  # in memory; no-op for an export with --selection-outputs
@@ -119,7 +123,7 @@ def _load_engine(path: str, args: argparse.Namespace) -> LoadedModel:
         import tensorrt  # noqa: F401  (the runner imports it on activation; fail here with one line instead)
     except ImportError:
         raise UsageError(TRT_HINT) from None
-    meta = _engine_metadata(path)
+    meta = engine_metadata(path)
     names = []
     if args.show_tokens:
         _check_reduction(meta)
@@ -129,17 +133,8 @@ def _load_engine(path: str, args: argparse.Namespace) -> LoadedModel:
     return LoadedModel(TensorRTRunner(path), meta, "trt", names)
 
 
-def _engine_metadata(path: str) -> dict:
-    import json
-
-    for side in (Path(os.fspath(path) + ".json"), Path(path).with_suffix(".json")):
-        if side.is_file():
-            record = json.loads(side.read_text())
-            return record.get("metadata", record)  # tdm-edge build's sidecar keeps the ONNX metadata whole
-    raise UsageError(f"no metadata for {path}: expected {os.fspath(path)}.json beside it (tdm-edge build writes it)")
-
-
 def _load_torch(args: argparse.Namespace, device: str) -> LoadedModel:
+    require_workstation(f"run --backend {args.backend if args.backend != 'auto' else 'torch'} (a timm model)")
     import torch
 
     from ..args import build_model_from_args
