@@ -5,7 +5,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tdm_edge.export.onnx_export import METADATA_KEY
+from tdm_edge.metadata import METADATA_KEY
 
 META = {"format": "tdm-edge-onnx/1", "weights": "random",
         "reduction": {"method": "bat", "keep_rate": 0.7, "stage_tokens": [65, 46, 33], "block_tokens": [65] * 4},
