@@ -21,7 +21,7 @@ TEXT = (255, 255, 255)
 BACKGROUND = (102, 102, 102)  # jetson-inference's Gray40
 MATCH_COLOUR = (0, 165, 255)
 FUSED_COLOUR = (200, 0, 200)
-TINT_ALPHA = 0.5
+TINT_ALPHA = 0.35  # the picture stays visible under a tint
 EDGE = (30, 30, 30)
 PAD = 5
 
@@ -33,15 +33,38 @@ def to_bgr8(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(to_rgb_uint8(frame, "BGR")[:, :, ::-1])
 
 
+MIN_SCALE = 0.45  # OpenCV's simplex font at 0.45: ~10 px capitals, the smallest that reads at 448 px
+
+
 def font_scale(height: int) -> float:
-    return max(0.3, 0.7 * height / 720)
+    """Text size for a frame ``height`` pixels high: 0.7 at 720 p (jetson-inference's look), never below
+    :data:`MIN_SCALE`. Labels, legend, captions and status all use it, so they grow and shrink together."""
+    return max(MIN_SCALE, 0.7 * height / 720)
+
+
+def thickness_for(scale: float) -> int:
+    return max(1, round(2 * scale))
+
+
+def wrap(words: Sequence[str], width: int, scale: float, sep: str = "  ") -> list[str]:
+    """``words`` joined by ``sep`` into lines no wider than ``width`` pixels at ``scale``; a word is never cut
+    (a single word wider than ``width`` gets a line of its own)."""
+    c = cv2()
+    lines: list[str] = []
+    for word in words:
+        candidate = f"{lines[-1]}{sep}{word}" if lines else word
+        if lines and c.getTextSize(candidate, c.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] <= width:
+            lines[-1] = candidate
+        else:
+            lines.append(word)
+    return lines
 
 
 def label_boxes(texts: Sequence[str], height: int) -> list[tuple[int, int, int, int]]:
     """``(x0, y0, x1, y1)`` of each label's background box, top left, one line each (as jetson-inference)."""
     c = cv2()
     scale = font_scale(height)
-    thickness = max(1, round(2 * scale))
+    thickness = thickness_for(scale)
     boxes, y = [], PAD
     for text in texts:
         (w, h), base = c.getTextSize(text, c.FONT_HERSHEY_SIMPLEX, scale, thickness)
@@ -53,7 +76,7 @@ def label_boxes(texts: Sequence[str], height: int) -> list[tuple[int, int, int, 
 def draw_text_boxes(image: np.ndarray, texts: Sequence[str], boxes: Sequence[tuple[int, int, int, int]]) -> None:
     c = cv2()
     scale = font_scale(image.shape[0])
-    thickness = max(1, round(2 * scale))
+    thickness = thickness_for(scale)
     for text, (x0, y0, x1, y1) in zip(texts, boxes):
         c.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), BACKGROUND, -1)
         _, base = c.getTextSize(text, c.FONT_HERSHEY_SIMPLEX, scale, thickness)
@@ -122,6 +145,18 @@ def token_edges(owner: np.ndarray, height: int, width: int) -> np.ndarray:
     return (stretch(left) & first_col[None, :]) | (stretch(above) & first_row[:, None])
 
 
+def panel_places(height: int, width: int, x1: int, count: int, bottom: int = 0) -> tuple[int, list[tuple[int, int]]]:
+    """``(side, [(x, y), ...])`` of ``count`` square stage panels: a column right of the seen region (which ends
+    at ``x1``) when there are 64 pixels there, else a row at the bottom right above the ``bottom`` pixels the
+    status takes. A place with a negative coordinate does not fit (the caller stops there)."""
+    right = width - x1 - 2 * PAD  # room right of the seen region
+    if right >= 64:
+        side = min(right, (height - PAD) // count - PAD)
+        return side, [(width - side - PAD, PAD + i * (side + PAD)) for i in range(count)]
+    side = max(48, min(height // 4, (width - PAD) // count - PAD))
+    return side, [(width - (count - i) * (side + PAD), height - bottom - side - PAD) for i in range(count)]
+
+
 class Overlay:
     """Draws one frame's results.
 
@@ -140,15 +175,15 @@ class Overlay:
         return self.labels[cls] if self.labels and cls < len(self.labels) else f"class {cls}"
 
     def texts(self, top: Sequence[tuple[int, float]]) -> list[str]:
-        """``05.2f% label`` per prediction, as imagenet.py prints them."""
-        return [f"{100.0 * p:05.2f}% {self.label(cls)}" for cls, p in top]
+        """``80.11% label`` per prediction (imagenet.py's order; no zero padding: ``0.13%``, not ``00.13%``)."""
+        return [f"{100.0 * p:.2f}% {self.label(cls)}" for cls, p in top]
 
     def draw(self, frame: np.ndarray, top: Sequence[tuple[int, float]], status: str | None = None,
              maps: Sequence[StageMap] | None = None) -> np.ndarray:
         """A new 8-bit BGR image: ``frame`` with the token map (when given), labels and status drawn."""
         image = to_bgr8(frame)
         if maps:
-            self.draw_tokens(image, maps)
+            self.draw_tokens(image, maps, bottom=self.status_height(image, status))
         texts = self.texts(top)
         boxes = label_boxes(texts, image.shape[0])
         draw_text_boxes(image, texts, boxes)
@@ -161,7 +196,7 @@ class Overlay:
     def draw_legend(self, image: np.ndarray, maps: Sequence[StageMap], y: int) -> None:
         """One line under the labels: a swatch per state that occurs (clusters shown by their first colours)."""
         c = cv2()
-        scale = 0.6 * font_scale(image.shape[0])
+        scale = font_scale(image.shape[0])
         (_, h), base = c.getTextSize("Xg", c.FONT_HERSHEY_SIMPLEX, scale, 1)
         states = set(np.concatenate([m.state for m in maps]).tolist())
         entries = [("kept", None)] + [(name, colour) for state, name, colour in (
@@ -181,39 +216,55 @@ class Overlay:
             c.putText(image, name, (x + h + PAD, top + h), c.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1, c.LINE_AA)
             x += width + PAD
 
-    def draw_status(self, image: np.ndarray, status: str) -> None:
+    @staticmethod
+    def status_layout(image: np.ndarray, status: str) -> tuple[list[str], float, int, int]:
+        """``(lines, scale, line step, baseline offset)`` of the status text: wrapped at `` | `` and ``, ``."""
         c = cv2()
-        scale = 0.8 * font_scale(image.shape[0])
-        (w, h), base = c.getTextSize(status, c.FONT_HERSHEY_SIMPLEX, scale, 1)
-        y1 = image.shape[0] - PAD
-        c.rectangle(image, (PAD, y1 - h - base - 2 * PAD), (PAD + w + 2 * PAD, y1), BACKGROUND, -1)
-        c.putText(image, status, (2 * PAD, y1 - PAD - base), c.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1, c.LINE_AA)
+        scale = max(MIN_SCALE, 0.85 * font_scale(image.shape[0]))
+        parts = [p for chunk in status.split(" | ") for p in chunk.split(", ")]
+        lines = wrap(parts, image.shape[1] - 4 * PAD, scale)
+        (_, h), base = c.getTextSize("Xg", c.FONT_HERSHEY_SIMPLEX, scale, 1)
+        return lines, scale, h + base + PAD, base
 
-    def draw_tokens(self, image: np.ndarray, maps: Sequence[StageMap]) -> None:
+    def status_height(self, image: np.ndarray, status: str | None) -> int:
+        """Pixels the status takes at the bottom of the frame (0 without one)."""
+        if not status:
+            return 0
+        lines, _, step, _ = self.status_layout(image, status)
+        return len(lines) * step + 2 * PAD
+
+    def draw_status(self, image: np.ndarray, status: str) -> None:
+        """``status`` bottom left, on as many lines as the frame's width needs; words are never cut."""
+        c = cv2()
+        lines, scale, step, base = self.status_layout(image, status)
+        width = max(c.getTextSize(line, c.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for line in lines)
+        y1 = image.shape[0] - PAD
+        c.rectangle(image, (PAD, y1 - len(lines) * step - PAD), (PAD + width + 2 * PAD, y1), BACKGROUND, -1)
+        for i, line in enumerate(lines):
+            baseline = y1 - PAD - base - (len(lines) - 1 - i) * step
+            c.putText(image, line, (2 * PAD, baseline), c.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1, c.LINE_AA)
+
+    def draw_tokens(self, image: np.ndarray, maps: Sequence[StageMap], bottom: int = 0) -> None:
         """The last stage on the seen region; one panel per stage (at most four, evenly chosen) in a column right of
-        it, or in a row at the bottom right when the frame has no room beside it."""
+        it, or in a row at the bottom right, above the ``bottom`` pixels the status needs, when the frame has no
+        room beside it."""
         c = cv2()
         x0, y0, x1, y1 = seen_region(*image.shape[:2], self.prep)
         crop = image[y0:y1, x0:x1].copy()
         tint(image[y0:y1, x0:x1], maps[-1], self.grid)
         c.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), (255, 255, 255), 1)
         shown = [maps[round(i * (len(maps) - 1) / 3)] for i in range(4)] if len(maps) > 4 else list(maps)
-        height, width = image.shape[:2]
-        count = len(shown)
-        right = width - x1 - 2 * PAD  # room right of the seen region: a column of panels there
-        if right >= 64:
-            side = min(right, (height - PAD) // count - PAD)
-            places = [(width - side - PAD, PAD + i * (side + PAD)) for i in range(count)]
-        else:  # a row at the bottom right
-            side = max(48, min(height // 4, (width - PAD) // count - PAD))
-            places = [(width - (count - i) * (side + PAD), height - side - PAD) for i in range(count)]
+        height = image.shape[0]
+        side, places = panel_places(*image.shape[:2], x1, len(shown), bottom)
         small = c.resize(crop, (side, side), interpolation=c.INTER_LINEAR)  # a thumbnail: speed over fidelity
-        scale = 0.6 * font_scale(height)
+        scale = max(MIN_SCALE, 0.8 * font_scale(height))
         for stage, (px, py) in zip(shown, places):
             if px < 0 or py < 0:
                 break
             panel = small.copy()
             tint(panel, stage, self.grid)
-            c.putText(panel, f"block {stage.block + 1}", (3, side - 4), c.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1,
-                      c.LINE_AA)
+            caption = f"block {stage.block + 1}"  # white on the labels' grey, bottom left of the panel
+            (w, h), base = c.getTextSize(caption, c.FONT_HERSHEY_SIMPLEX, scale, 1)
+            c.rectangle(panel, (0, side - h - base - 2 * PAD), (w + 2 * PAD, side - 1), BACKGROUND, -1)
+            c.putText(panel, caption, (PAD, side - PAD - base), c.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1, c.LINE_AA)
             image[py:py + side, px:px + side] = panel
