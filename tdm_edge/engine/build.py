@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
@@ -33,7 +33,11 @@ class ParserFailure(RuntimeError):
 
 
 class BuildFailure(RuntimeError):
-    """The builder returned no engine; the message holds TensorRT's error lines."""
+    """The builder returned no engine; the message holds TensorRT's last error, ``messages`` its whole log."""
+
+    def __init__(self, message: str, messages: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.messages = list(messages)
 
 
 @dataclass
@@ -47,6 +51,8 @@ class BuildReport:
     pinned_fp32_layers: int
     engine_bytes: int
     seconds: float
+    messages: list = field(default_factory=list)  # TensorRT's log: (severity name, message)
+    notes: list = field(default_factory=list)  # our own warnings (DLA precision, a refused timing cache)
 
     def summary(self) -> str:
         flags = ", ".join(self.builder_flags) or "none"
@@ -93,22 +99,46 @@ def parser_error_lines(parser, model) -> list[str]:
     return lines
 
 
-def capturing_logger(trt: ModuleType):
-    """A ``trt.ILogger`` that keeps warnings and errors in ``.messages`` instead of printing a log dump."""
+def capturing_logger(trt: ModuleType, verbose: bool = False):
+    """A ``trt.ILogger`` that keeps TensorRT's messages in ``.messages`` (errors and warnings; everything with
+    ``verbose``) instead of printing a log dump or dropping them; :func:`log_lines` turns them into lines."""
 
     class CapturingLogger(trt.ILogger):
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
-            self.messages: list[tuple[int, str]] = []
+            self.messages: list[tuple[str, str]] = []  # (severity name, message)
 
         def log(self, severity, msg: str) -> None:
-            if int(severity) <= int(trt.ILogger.Severity.WARNING):
-                self.messages.append((int(severity), msg))
+            if verbose or int(severity) <= int(trt.ILogger.Severity.WARNING):
+                name = getattr(severity, "name", str(severity).rsplit(".", 1)[-1])
+                self.messages.append((name, str(msg)))
 
         def errors(self) -> list[str]:
-            return [m for s, m in self.messages if s <= int(trt.ILogger.Severity.ERROR)]
+            return [m for s, m in self.messages if s in _ERRORS]
 
     return CapturingLogger()
+
+
+_ERRORS = ("INTERNAL_ERROR", "ERROR")
+WARNINGS_SHOWN = 3
+
+
+def log_lines(messages: Sequence[tuple[str, str]], verbose: bool = False) -> list[str]:
+    """What ``build`` prints of TensorRT's log: every error; the warnings summarised (count, the first few distinct
+    ones); with ``verbose`` every message. One line each, prefixed with the severity."""
+    def one(severity: str, text: str) -> str:
+        return f"TensorRT {severity.lower().replace('_', ' ')}: {' '.join(text.split())}"
+
+    if verbose:
+        return [one(s, m) for s, m in messages]
+    lines = [one(s, m) for s, m in messages if s in _ERRORS]
+    warnings = [" ".join(m.split()) for s, m in messages if s == "WARNING"]
+    distinct = list(dict.fromkeys(warnings))
+    for text in distinct[:WARNINGS_SHOWN]:
+        lines.append(one("WARNING", text if len(text) <= 200 else text[:197] + "..."))
+    if len(distinct) > WARNINGS_SHOWN or len(warnings) > len(distinct):
+        lines.append(f"TensorRT gave {len(warnings)} warning(s), {len(distinct)} distinct; --verbose prints them all")
+    return lines
 
 
 def _check_paths(onnx_path: Path, engine_path: Path, timing_cache: Path | None) -> None:
@@ -121,23 +151,66 @@ def _check_paths(onnx_path: Path, engine_path: Path, timing_cache: Path | None) 
         raise UsageError(f"the engine would overwrite the ONNX model {onnx_path}")
 
 
+def _set_timing_cache(trt: ModuleType, config, cache_path: Path | None, notes: list[str]) -> None:
+    """Give the builder the timing cache file's timings; a cache TensorRT refuses (another GPU or TensorRT) is set
+    aside with a note and an empty one used, so it can never break the build (the file is rewritten after it)."""
+    if cache_path is None:
+        return
+    data = cache_path.read_bytes() if cache_path.is_file() else b""
+    cache = config.create_timing_cache(data)
+    if not config.set_timing_cache(cache, False):
+        notes.append(f"timing cache {cache_path} is from another GPU or TensorRT: not used; a new one replaces it")
+        cache = config.create_timing_cache(b"")
+        if not config.set_timing_cache(cache, False):
+            raise BuildFailure(f"TensorRT refused even an empty timing cache ({cache_path})")
+
+
+def _write_timing_cache(config, cache_path: Path | None, notes: list[str]) -> None:
+    """After the engine is safely written: the builder's timings back to the file (a failure here costs a note)."""
+    if cache_path is None:
+        return
+    try:
+        cache = config.get_timing_cache()
+        atomic_write(cache_path, bytes(memoryview(cache.serialize())))
+    except (OSError, AttributeError) as err:
+        notes.append(f"timing cache not saved to {cache_path}: {err}")
+
+
+def _resolve_precision(version: str, precision: str | None, own: str, dla_core: int | None, strongly: bool,
+                       notes: list[str]) -> str:
+    """The build's precision from ``--precision``, the ONNX's own types, the version and DLA."""
+    if precision is None:
+        precision = own if versions.strongly_typed(version, strongly) or own == "int8" else "fp16"
+    if dla_core is not None and precision == "fp32":
+        precision = versions.dla_precision(version, precision, strongly)  # strongly typed: one line, refused
+        notes.append("--dla: DLA runs fp16 or int8, so this fp32 build uses fp16 (as trtexec --useDLACore does)")
+    versions.builder_flags(version, precision)  # an unknown precision: one line
+    versions.precision_from_onnx(version, precision, own, strongly)
+    return precision
+
+
 def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *, precision: str | None = None,
                  workspace_mib: int | None = None, timing_cache: str | os.PathLike | None = None,
                  dla_core: int | None = None, plugins: Sequence[str | os.PathLike] = (),
+                 memory_pools: dict[str, int] | None = None, strongly_typed: bool = False, verbose: bool = False,
                  trt: ModuleType | None = None, gpu: tuple[str, str] | None = None) -> BuildReport:
     """Build a serialized engine from an exported ONNX and write it with its sidecar, both atomically.
 
     Args:
         onnx_path: an ONNX written by ``tdm-edge export`` (its metadata goes into the sidecar).
         engine_path: where to write the engine; the sidecar goes to ``engine_path + ".json"``.
-        precision: "fp32", "fp16" or "int8" (int8 needs a Q/DQ ONNX; on 11.x it must be the ONNX's). Default:
-            the ONNX's own on 11.x; elsewhere int8 for a Q/DQ ONNX, else fp16.
-        workspace_mib: the builder's workspace limit (default: TensorRT's, the GPU's memory).
-        timing_cache: a timing-cache file, read if it exists and written back after the build.
-        dla_core: build for this DLA core (Jetson), with GPU fallback for unsupported layers.
+        precision: "fp32", "fp16" or "int8" (int8 needs a Q/DQ ONNX; strongly typed it must be the ONNX's).
+            Default: the ONNX's own when strongly typed; elsewhere int8 for a Q/DQ ONNX, else fp16.
+        workspace_mib: the builder's workspace limit (trtexec's ``--memPoolSize=workspace:N``).
+        timing_cache: a timing-cache file, read if it exists (refused: a note and a fresh one) and written back
+            after the engine.
+        dla_core: build for this DLA core (Jetson), with GPU fallback for unsupported layers; fp32 becomes fp16.
         plugins: plugin libraries to load before parsing (their creators register themselves).
+        memory_pools: ``{"WORKSPACE" | "DLA_MANAGED_SRAM" | ...: bytes}`` (:func:`versions.parse_memory_pools`).
+        strongly_typed: build a strongly typed network on 10.x (the ONNX's types decide; always so on 11.x).
+        verbose: keep every TensorRT message in the report, not only errors and warnings.
         trt: the ``tensorrt`` module (default: imported here; one line if it is missing).
-        gpu: ``(name, compute capability)`` for the sidecar (default: CUDA device 0).
+        gpu: ``(name, compute capability)`` for the sidecar (default: the CUDA driver's device 0, no binding).
     """
     from ..metadata import read_metadata  # device side: no torch, no onnx for the metadata
     from ..provenance import warn_if_random
@@ -147,27 +220,28 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     _check_paths(onnx_path, engine_path, cache_path)
     if workspace_mib is not None and workspace_mib <= 0:
         raise UsageError(f"--workspace must be a positive number of MiB, got {workspace_mib}")
+    pools = dict(memory_pools or {})
+    if workspace_mib is not None:
+        pools["WORKSPACE"] = workspace_mib << 20
     trt = trt or import_tensorrt()
     version = trt.__version__
-    net_flags = versions.network_flags(version)
+    net_flags = versions.network_flags(version, strongly_typed)
     meta = read_metadata(onnx_path)
     warn_if_random(meta, "build")
     import onnx  # after TensorRT: without TensorRT, build says so in one line whatever else is missing
 
     model = onnx.load(os.fspath(onnx_path), load_external_data=False)
     static_inputs(model)
-    own = onnx_precision(model)
-    if precision is None:
-        precision = own if versions.strongly_typed(version) or own == "int8" else "fp16"
-    flags = versions.builder_flags(version, precision)
-    versions.precision_from_onnx(version, precision, own)
+    notes: list[str] = []
+    precision = _resolve_precision(version, precision, onnx_precision(model), dla_core, strongly_typed, notes)
+    flags = versions.builder_flags(version, precision, strongly_typed)
     if gpu is None:
-        from ..runners.cuda_rt import device_info
+        from ..runners.gpu_info import gpu_info
 
-        gpu = device_info()
+        gpu = gpu_info()
 
     start = time.perf_counter()
-    logger = capturing_logger(trt)
+    logger = capturing_logger(trt, verbose)
     plugin_hashes = load_plugins(trt, logger, plugins) if plugins else {}
     builder = trt.Builder(logger)
     network = builder.create_network(sum(1 << int(getattr(trt.NetworkDefinitionCreationFlag, name))
@@ -177,12 +251,12 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
         raise ParserFailure(parser_error_lines(parser, model), lint_target(version))
 
     config = builder.create_builder_config()
-    if workspace_mib is not None:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mib << 20)
+    for pool, size in pools.items():
+        config.set_memory_pool_limit(getattr(trt.MemoryPoolType, pool), size)
     for name in flags:
         config.set_flag(getattr(trt.BuilderFlag, name))
     pinned = 0
-    if versions.pins_selection_fp32(version, precision):  # token selection (TopK) stays fp32
+    if versions.pins_selection_fp32(version, precision, strongly_typed):  # token selection (TopK) stays fp32
         for i in range(network.num_layers):
             layer = network.get_layer(i)
             if layer.type == trt.LayerType.TOPK:
@@ -194,22 +268,19 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = dla_core
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-    if cache_path is not None:
-        cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
-        config.set_timing_cache(cache, False)
+    _set_timing_cache(trt, config, cache_path, notes)
 
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         errors = logger.errors()
-        raise BuildFailure("TensorRT could not build the engine" + (": " + errors[-1] if errors else ""))
+        raise BuildFailure("TensorRT could not build the engine" + (": " + errors[-1] if errors else ""),
+                           logger.messages)
     data = bytes(memoryview(serialized))
-    if cache_path is not None:
-        cache = config.get_timing_cache()
-        atomic_write(cache_path, bytes(memoryview(cache.serialize())))
-    atomic_write(engine_path, data)
+    atomic_write(engine_path, data)  # the engine first: nothing after it can lose it
     record = engine_record(trt_version=version, gpu_name=gpu[0], compute_capability=gpu[1], precision=precision,
                            dla_core=dla_core, onnx_path=onnx_path, onnx_sha256=sha256_file(onnx_path),
                            plugins=plugin_hashes, meta=meta)
     side = write_sidecar(engine_path, record)
+    _write_timing_cache(config, cache_path, notes)
     return BuildReport(engine_path, side, version, precision, net_flags, flags, pinned, len(data),
-                       time.perf_counter() - start)
+                       time.perf_counter() - start, list(logger.messages), notes)

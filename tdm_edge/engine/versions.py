@@ -43,22 +43,57 @@ def generation(version: str) -> str:
     return name
 
 
-def strongly_typed(version: str) -> bool:
-    """True where the network's types decide precision (11.x): no FP16/INT8 builder flags exist there."""
-    return generation(version) == "11"
+def strongly_typed(version: str, requested: bool = False) -> bool:
+    """True where the network's types decide precision: always on 11.x (no FP16/INT8 builder flags exist there), and
+    on 10.x when asked (``--strongly-typed``, ``NetworkDefinitionCreationFlag.STRONGLY_TYPED``); 8.x has no such
+    networks (:class:`UsageError` when asked)."""
+    gen = generation(version)
+    if requested and gen in ("8.5", "8.6"):
+        raise UsageError(f"--strongly-typed needs TensorRT 10 or newer (this is {version}): build the fp16 ONNX "
+                         "with --precision fp16, or an fp32 ONNX (the FP16 flag lowers it)")
+    return gen == "11" or requested
 
 
-def network_flags(version: str) -> tuple[str, ...]:
+def network_flags(version: str, strongly: bool = False) -> tuple[str, ...]:
     """Names in ``trt.NetworkDefinitionCreationFlag`` to set when creating the network."""
     gen = generation(version)
     if gen in ("8.5", "8.6"):
         return ("EXPLICIT_BATCH",)
-    if gen == "11":
+    if strongly_typed(version, strongly):
         return ("STRONGLY_TYPED",)
     return ()
 
 
-def builder_flags(version: str, precision: str) -> tuple[str, ...]:
+# trtexec's --memPoolSize names -> trt.MemoryPoolType (the same pools, the same spelling as trtexec)
+MEMORY_POOLS = {"workspace": "WORKSPACE", "dlaSRAM": "DLA_MANAGED_SRAM", "dlaLocalDRAM": "DLA_LOCAL_DRAM",
+                "dlaGlobalDRAM": "DLA_GLOBAL_DRAM"}
+
+
+def parse_memory_pools(spec: str) -> dict[str, int]:
+    """trtexec's ``--memPoolSize`` syntax: ``"workspace:1024,dlaSRAM:0.5M"`` -> ``{"WORKSPACE": bytes, ...}``.
+
+    Sizes are MiB without a suffix (as trtexec since 8.6), or with ``B``, ``K``, ``M``, ``G``.
+    """
+    units = {"B": 1, "K": 2**10, "M": 2**20, "G": 2**30}
+    pools = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, size = item.partition(":")
+        if name not in MEMORY_POOLS:
+            raise UsageError(f"--mem-pool-size: unknown pool {name!r}; trtexec's names: {', '.join(MEMORY_POOLS)}")
+        size = size.strip()
+        unit = units.get(size[-1:].upper())
+        number = size[:-1] if unit else size
+        try:
+            value = float(number) * (unit or units["M"])
+        except ValueError:
+            raise UsageError(f"--mem-pool-size: {item!r} is not POOL:SIZE (e.g. workspace:1024 for 1 GiB)") from None
+        if value <= 0:
+            raise UsageError(f"--mem-pool-size: {name} must be positive, got {size}")
+        pools[MEMORY_POOLS[name]] = int(value)
+    return pools
+
+
+def builder_flags(version: str, precision: str, strongly: bool = False) -> tuple[str, ...]:
     """Names in ``trt.BuilderFlag`` that select ``precision`` ("fp32", "fp16", "int8") on this version.
 
     fp16: ``FP16`` plus ``OBEY_PRECISION_CONSTRAINTS`` (the builder pins token selection to fp32). int8: ``INT8``
@@ -66,18 +101,29 @@ def builder_flags(version: str, precision: str) -> tuple[str, ...]:
     """
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r}; one of {', '.join(PRECISIONS)}")
-    if strongly_typed(version) or precision == "fp32":
+    if strongly_typed(version, strongly) or precision == "fp32":
         return ()
     flags = ("INT8", "FP16") if precision == "int8" else ("FP16",)
     return flags + ("OBEY_PRECISION_CONSTRAINTS",)
 
 
-def pins_selection_fp32(version: str, precision: str) -> bool:
+def pins_selection_fp32(version: str, precision: str, strongly: bool = False) -> bool:
     """Whether the builder sets the TopK layers' precision to fp32 (weakly typed builds below fp32 only)."""
-    return "OBEY_PRECISION_CONSTRAINTS" in builder_flags(version, precision)
+    return "OBEY_PRECISION_CONSTRAINTS" in builder_flags(version, precision, strongly)
 
 
-def precision_from_onnx(version: str, precision: str, onnx_precision: str) -> None:
+def dla_precision(version: str, precision: str, strongly: bool = False) -> str:
+    """The precision a DLA build uses: DLA runs fp16 and int8 only. Weakly typed, fp32 becomes fp16 (as trtexec
+    does: it sets FP16 for ``--useDLACore`` without ``--int8``); strongly typed, the ONNX must already be fp16."""
+    if precision != "fp32":
+        return precision
+    if strongly_typed(version, strongly):
+        raise UsageError("--dla: DLA runs fp16 or int8, and a strongly typed build keeps the ONNX's fp32: export it "
+                         "with tdm-edge export --precision fp16 (or quantize it)")
+    return "fp16"
+
+
+def precision_from_onnx(version: str, precision: str, onnx_precision: str, strongly: bool = False) -> None:
     """Check ``--precision`` against the ONNX's own precision where that matters; :class:`UsageError` if not.
 
     Args:
@@ -90,8 +136,8 @@ def precision_from_onnx(version: str, precision: str, onnx_precision: str) -> No
             raise UsageError(
                 f"TensorRT {version} builds strongly typed networks: the precision is the ONNX's ({onnx_precision}),"
                 f" so --precision {precision} needs an {precision} ONNX"
-                + (" (tdm-edge quantize writes the Q/DQ graph)" if precision == "int8" else
+                + (" (tdm-edge calibrate writes the Q/DQ graph)" if precision == "int8" else
                    " (an fp16 export that keeps token selection in fp32)" if precision == "fp16" else ""))
     elif precision == "int8" and onnx_precision != "int8":
-        raise UsageError("--precision int8 needs a Q/DQ ONNX (tdm-edge quantize writes one); "
+        raise UsageError("--precision int8 needs a Q/DQ ONNX (tdm-edge calibrate writes one); "
                          "tdm-edge does no implicit INT8 calibration")

@@ -17,10 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
+
 from ..errors import UsageError
 from ..provenance import sha256_file
 
 MIN_VERSION = (8, 5)
+PLUGIN_PATH_ENV = "TDM_EDGE_PLUGIN_PATH"
+UNKNOWN = "unknown"  # a GPU name or compute capability nobody could tell
 SIDECAR_FORMAT = "tdm-edge-engine/1"
 
 
@@ -78,13 +82,55 @@ def load_plugins(trt: ModuleType, logger, paths: Sequence[str | os.PathLike]) ->
     return loaded
 
 
+def plugin_search_path(engine_path: str | os.PathLike) -> list[Path]:
+    """Where an engine's plugin libraries are looked for: beside the engine, then ``$TDM_EDGE_PLUGIN_PATH``."""
+    extra = [Path(p) for p in os.environ.get(PLUGIN_PATH_ENV, "").split(os.pathsep) if p]
+    return [Path(engine_path).resolve().parent] + extra
+
+
+def plugins_from_sidecar(record: dict, engine_path: str | os.PathLike) -> list[Path]:
+    """The plugin libraries the sidecar lists, found by file name on :func:`plugin_search_path` with the same sha256.
+
+    Raises :class:`EngineMismatch` (one line naming the library, its sha256 and where it was looked for) when one
+    is not there or differs.
+    """
+    found = []
+    folders = plugin_search_path(engine_path)
+    for entry in record.get("plugins", []):
+        name, digest = entry["file"], entry["sha256"]
+        candidates = [folder / name for folder in folders if (folder / name).is_file()]
+        match = next((c for c in candidates if sha256_file(c) == digest), None)
+        if match is None:
+            where = " or ".join(str(f) for f in folders)
+            state = "differs (another build)" if candidates else "is not"
+            raise EngineMismatch(f"the engine needs plugin library {name} (sha256 {digest}), which {state} in "
+                                 f"{where}: pass it with --plugins PATH, or add its folder to ${PLUGIN_PATH_ENV}")
+        found.append(match)
+    return found
+
+
 def check_plugins(record: dict, loaded: dict[str, str]) -> None:
     """:class:`EngineMismatch` unless the plugin libraries loaded are the ones the engine was built with."""
     built = {p["file"]: p["sha256"] for p in record.get("plugins", [])}
     if set(built.values()) - set(loaded.values()):
-        names = ", ".join(sorted(n for n, h in built.items() if h not in loaded.values()))
+        missing = sorted((n, h) for n, h in built.items() if h not in loaded.values())
+        names = ", ".join(f"{n} (sha256 {h})" for n, h in missing)
         raise EngineMismatch(f"the engine was built with plugin library {names}, which is not loaded (or differs): "
-                             "pass the same library in plugins=[...]")
+                             "pass the same library with --plugins PATH")
+
+
+# TensorRT's DataType names -> numpy, ours: ``trt.nptype`` of 8.5.1-8.5.2 reads ``np.bool``, which numpy 1.24-1.26
+# lack (AttributeError at every activation on JetPack 5.1.x with a current numpy).
+NUMPY_DTYPES = {"FLOAT": "float32", "HALF": "float16", "INT8": "int8", "INT32": "int32", "INT64": "int64",
+                "BOOL": "bool", "UINT8": "uint8"}
+
+
+def numpy_dtype(trt_dtype, tensor: str = "tensor") -> np.dtype:
+    """The numpy dtype of a ``trt.DataType`` member, by name; :class:`UsageError` for types numpy lacks (BF16, FP8)."""
+    name = getattr(trt_dtype, "name", str(trt_dtype).rsplit(".", 1)[-1])
+    if name not in NUMPY_DTYPES:
+        raise UsageError(f"{tensor} is TensorRT {name}, which numpy cannot hold: export with fp32 inputs and outputs")
+    return np.dtype(NUMPY_DTYPES[name])
 
 
 def sidecar_path(engine_path: str | os.PathLike) -> Path:
@@ -126,7 +172,8 @@ def check_compatible(record: dict, trt_version: str, gpu_name: str, compute_capa
     problems = []
     if built != trt_version:
         problems.append(f"with TensorRT {built} (this is {trt_version})")
-    if gpu.get("compute_capability") != compute_capability:
+    known = UNKNOWN not in (gpu.get("compute_capability"), compute_capability)  # then TensorRT itself decides
+    if known and gpu.get("compute_capability") != compute_capability:
         problems.append(f"for a GPU of compute capability {gpu.get('compute_capability')} ({gpu.get('name')}; "
                         f"this one is {compute_capability}, {gpu_name})")
     if problems:

@@ -1,9 +1,14 @@
 """FakeTensorRT: a stand-in for the ``tensorrt`` module, for testing control flow where TensorRT cannot run.
 
-It records every call the builder and runner make (``fake.calls``) and, like the real bindings, lacks the names a
-version lacks (its enums are built per version from :data:`ENUMS`, which the API conformance test checks against
-the real wheels), so code that reaches ``BuilderFlag.FP16`` on 11.x fails here as it would there. It builds no
-engine and runs no inference: its "engine" is a byte string and its outputs are what the test tells it.
+It records every call and property set the builder and runner make in ONE ordered log (``fake.calls``; ``fake.index``
+and ``fake.before`` ask about the order across kinds) and, like the real bindings, lacks the names a version
+lacks (its enums are built per version from :data:`ENUMS`, which the API conformance test checks against the real
+wheels), so code that reaches ``BuilderFlag.FP16`` on 11.x fails here as it would there. What the real thing does
+when misused, it does too: the builder config and the layers' precisions freeze at ``build_serialized_network``
+(a change after it raises :class:`FakeMisuse`: on TensorRT it would silently not apply to the engine built),
+``set_timing_cache`` returns False for a cache from another device (``cache_mismatch``), and 8.5.x's ``nptype``
+fails as it does with numpy 1.24-1.26. Its method signatures are checked against the wheels' pybind docstrings.
+It builds no engine and runs no inference: its "engine" is a byte string and its outputs are what the test says.
 """
 
 from __future__ import annotations
@@ -24,13 +29,17 @@ ENUMS = {
            "BuilderFlag": ["GPU_FALLBACK", "TF32"]},
 }
 COMMON_ENUMS = {
-    "MemoryPoolType": ["WORKSPACE", "DLA_MANAGED_SRAM"],
+    "MemoryPoolType": ["WORKSPACE", "DLA_MANAGED_SRAM", "DLA_LOCAL_DRAM", "DLA_GLOBAL_DRAM"],
     "LayerType": ["TOPK", "MATRIX_MULTIPLY", "SOFTMAX"],
     "DeviceType": ["GPU", "DLA"],
     "TensorIOMode": ["NONE", "INPUT", "OUTPUT"],
     "DataType": ["FLOAT", "HALF", "INT8", "INT32", "BOOL"],
 }
 _NP = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32, "BOOL": np.bool_}
+
+
+class FakeMisuse(AssertionError):
+    """A call the real TensorRT would accept but not honour (a builder setting after the build), or reject."""
 
 
 def _enum(name: str, members: list[str]) -> type[enum.IntEnum]:
@@ -64,7 +73,7 @@ class FakeTensorRT(types.ModuleType):
     """
 
     def __init__(self, version: str, *, layers=("MATRIX_MULTIPLY", "TOPK", "SOFTMAX", "TOPK"), parse_errors=(),
-                 build_fails: bool = False, dla_cores: int = 0, io=()) -> None:
+                 build_fails: bool = False, dla_cores: int = 0, io=(), log=(), cache_mismatch: bool = False) -> None:
         super().__init__("tensorrt")
         self.__version__ = version
         self.calls: list[tuple] = []
@@ -76,6 +85,9 @@ class FakeTensorRT(types.ModuleType):
         self.Logger = self._logger()
         self.layers, self.parse_errors, self.build_fails = list(layers), list(parse_errors), build_fails
         self.dla_cores, self.io = dla_cores, list(io)
+        self.log_during_build = list(log)  # (severity name, message) the builder logs while building
+        self.cache_mismatch = cache_mismatch
+        self.frozen = False
         self.classes: dict[str, type] = {}  # the real class name -> the fake's class (checked against the wheels)
         self.Builder, self.OnnxParser, self.Runtime = self._builder(), self._parser(), self._runtime()
 
@@ -87,11 +99,28 @@ class FakeTensorRT(types.ModuleType):
         """The arguments of every recorded call named ``kind``, in order."""
         return [c[1:] for c in self.calls if c[0] == kind]
 
+    def index(self, kind: str) -> int:
+        """Position in the one call log of the first call named ``kind``."""
+        return next(i for i, c in enumerate(self.calls) if c[0] == kind)
+
+    def before(self, first: str, then: str) -> bool:
+        """Whether every ``first`` call precedes the first ``then`` call."""
+        last = max(i for i, c in enumerate(self.calls) if c[0] == first)
+        return last < self.index(then)
+
+    def configure(self, what: str, *args) -> None:
+        """Record a builder setting; after ``build_serialized_network`` it is a :class:`FakeMisuse`."""
+        if self.frozen:
+            raise FakeMisuse(f"FakeTensorRT: {what} after build_serialized_network (the engine is already built)")
+        self.record(what, *args)
+
     def init_libnvinfer_plugins(self, logger, namespace: str) -> bool:
         self.record("init_libnvinfer_plugins", namespace)
         return True
 
     def nptype(self, dtype):
+        if self.__version__.startswith("8.5."):  # 8.5.1-8.5.2's nptype reads np.bool (gone in numpy 1.24-1.26)
+            raise AttributeError("module 'numpy' has no attribute 'bool'")
         return _NP[dtype.name]
 
     # -- classes ---------------------------------------------------------------------------------------------------
@@ -121,9 +150,21 @@ class FakeTensorRT(types.ModuleType):
         fake = self
 
         class Layer:
+            __slots__ = ("type", "_precision")  # like pybind: no attribute the real class lacks can be set
+
             def __init__(self, kind) -> None:
                 self.type = kind
-                self.precision = None
+                self._precision = None
+
+        if fake.__version__.split(".")[0] != "11":  # 11.x has no per-layer precision (strongly typed)
+            def _get(layer):
+                return layer._precision
+
+            def _set(layer, value) -> None:
+                fake.configure("layer.precision", layer.type.name, value)
+                layer._precision = value
+
+            Layer.precision = property(_get, _set)
 
         class Network:
             def __init__(self, flags: int) -> None:
@@ -144,24 +185,46 @@ class FakeTensorRT(types.ModuleType):
         class Config:
             def __init__(self) -> None:
                 self.cache = None
-                self.default_device_type = fake.DeviceType.GPU
-                self.DLA_core = -1
+                self._device_type = fake.DeviceType.GPU
+                self._dla_core = -1
+
+            @property
+            def default_device_type(self):
+                return self._device_type
+
+            @default_device_type.setter
+            def default_device_type(self, value) -> None:
+                fake.configure("config.default_device_type", value.name)
+                self._device_type = value
+
+            @property
+            def DLA_core(self) -> int:  # noqa: N802 (TensorRT's name)
+                return self._dla_core
+
+            @DLA_core.setter
+            def DLA_core(self, value: int) -> None:  # noqa: N802
+                fake.configure("config.DLA_core", value)
+                self._dla_core = value
 
             def set_flag(self, flag) -> None:
-                fake.record("set_flag", flag.name)
+                fake.configure("set_flag", flag.name)
 
-            def set_memory_pool_limit(self, pool, size: int) -> None:
-                fake.record("set_memory_pool_limit", pool.name, size)
+            def set_memory_pool_limit(self, pool, pool_size: int) -> None:
+                fake.configure("set_memory_pool_limit", pool.name, pool_size)
 
-            def create_timing_cache(self, data: bytes) -> TimingCache:
-                fake.record("create_timing_cache", bytes(data))
-                return TimingCache(bytes(data))
+            def create_timing_cache(self, serialized_timing_cache) -> TimingCache:
+                fake.record("create_timing_cache", bytes(serialized_timing_cache))
+                return TimingCache(bytes(serialized_timing_cache))
 
             def set_timing_cache(self, cache, ignore_mismatch: bool) -> bool:
+                fake.configure("set_timing_cache", cache.data)
+                if fake.cache_mismatch and cache.data and not ignore_mismatch:
+                    return False  # a cache from another device or TensorRT: refused, as the real one does
                 self.cache = cache
                 return True
 
             def get_timing_cache(self):
+                fake.record("get_timing_cache")
                 return self.cache
 
         class Builder:
@@ -180,6 +243,9 @@ class FakeTensorRT(types.ModuleType):
 
             def build_serialized_network(self, network, config):
                 fake.record("build_serialized_network")
+                fake.frozen = True
+                for severity, message in fake.log_during_build:
+                    self.logger.log(fake.ILogger.Severity[severity], message)
                 if fake.build_fails:
                     self.logger.log(fake.ILogger.Severity.ERROR, "FakeTensorRT: no implementation for TopK")
                     return None
@@ -254,10 +320,20 @@ class FakeTensorRT(types.ModuleType):
 
         class Runtime:
             def __init__(self, logger) -> None:
-                pass
+                self._dla_core = -1
+
+            @property
+            def DLA_core(self) -> int:  # noqa: N802 (TensorRT's name)
+                return self._dla_core
+
+            @DLA_core.setter
+            def DLA_core(self, value: int) -> None:  # noqa: N802
+                fake.record("runtime.DLA_core", value)
+                self._dla_core = value
 
             def deserialize_cuda_engine(self, data: bytes):
                 fake.record("deserialize_cuda_engine", bytes(data))
+                fake.engine_dla_core = self._dla_core  # the core the engine will run on
                 return Engine() if bytes(data).startswith(b"FAKE-ENGINE") else None
 
         fake.classes.update(Runtime=Runtime, ICudaEngine=Engine, IExecutionContext=Context)

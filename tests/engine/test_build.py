@@ -30,7 +30,7 @@ def test_fp16_calls_per_version(version, net_flags, tiny_onnx, tmp_path, capsys)
     onnx_path = tiny_onnx if version[:2] != "11" else write_onnx(tmp_path / "h.onnx", dtype=np.float16)
     report = build(fake, onnx_path, tmp_path, precision="fp16")
     assert fake.names("create_network") == [(net_flags,)]  # EXPLICIT_BATCH (8.x), 0 (10), STRONGLY_TYPED (11)
-    topk = [layer.precision for layer in fake.network.layers if layer.type == fake.LayerType.TOPK]
+    topk = [layer._precision for layer in fake.network.layers if layer.type == fake.LayerType.TOPK]
     if version.startswith("11"):
         assert fake.names("set_flag") == []  # no FP16 flag exists: the fp16 ONNX's types decide
         assert topk == [None, None] and report.pinned_fp32_layers == 0
