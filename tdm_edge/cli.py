@@ -26,6 +26,7 @@ STAGE_COMMANDS: list[str] = [
     ".quantize.commands",
     ".video.commands",
     ".train.commands",
+    ".doctor.commands",
 ]
 
 
