@@ -79,7 +79,8 @@ def add_model_arguments(p: argparse.ArgumentParser, default_method: str = "bat")
     p.add_argument("--model", default=DEFAULT_MODEL, action=_Given,
                    help="timm ViT name, e.g. deit_small_patch16_224 (default); `tdm-edge models` lists them; "
                         "not needed with a --checkpoint written by tdm-edge train")
-    p.add_argument("--method", default=default_method, choices=METHODS, action=_Given)
+    p.add_argument("--method", default=default_method, choices=METHODS, action=_Given,
+                   help="the token reduction (tdm-edge models describes each)")
     p.add_argument("--keep-rate", type=keep_rate, default=0.7, action=_Given,
                    help="rho in (0, 1] (default 0.7; for tome: r matched to BAT's cost at this rate)")
     p.add_argument("--img-size", type=in_range(int, 1, MAX_IMG_SIZE, "image size"), default=None,
@@ -127,6 +128,7 @@ def build_model_from_args(args: argparse.Namespace):
             args.model, args.labels = record["model"], record["labels"]  # what the export's metadata records
             return model
     from .reduce.models import create_model
+    from .train import arch as _own_models  # noqa: F401  registers the project's own (tdm_vit_micro_patch4_56 ...)
 
     reduction = {k: v for k, v in given.items() if v is not None and k != "keep_rate"}
     return create_model(args.model, method=args.method, keep_rate=given["keep_rate"], checkpoint=args.checkpoint,

@@ -8,6 +8,7 @@ checked before torch is imported; heavy libraries are imported inside the subcom
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -26,14 +27,38 @@ STAGE_COMMANDS: list[str] = [
     ".quantize.commands",
     ".video.commands",
     ".train.commands",
-    ".doctor.commands",
 ]
 
 
+def model_label(args: argparse.Namespace) -> str:
+    """The model the options name, as its record names it: a trained checkpoint's own model, else ``--model``."""
+    if args.checkpoint is not None and "model" not in getattr(args, "given_options", frozenset()):
+        from .train.trained import has_record, read_record
+
+        if has_record(args.checkpoint):
+            record = read_record(args.checkpoint)
+            return f"{record['model']} from {os.path.basename(args.checkpoint)}"
+    return f"{args.model} ({args.method})"
+
+
+def _stderr_progress(started: float):
+    """``progress(stage, detail)`` lines on stderr (stdout stays the command's answer, e.g. one JSON object)."""
+    def progress(stage: str, detail: str = "") -> None:
+        line = f"[{time.perf_counter() - started:6.1f} s] {stage}" + (f": {detail}" if detail else "")
+        print(line, file=sys.stderr, flush=True)
+    return progress
+
+
 def _cmd_flops(args: argparse.Namespace) -> int:
+    # what it is doing while torch loads (~5 s): on stdout like export's, on stderr with --json (one JSON object)
+    progress = _stderr_progress(args.started) if args.json else Progress(args.started)
+    progress("import", "torch, timm")
     from .reduce.flops import flops_report
 
-    report = flops_report(build_model_from_args(args), batch=1)
+    progress("build", model_label(args))
+    model = build_model_from_args(args)  # a trained checkpoint's record names the model (args.model)
+    progress("count", "GMACs of the pruned and the unpruned model")
+    report = flops_report(model, batch=1, name=args.model)
     if args.json:
         print(json.dumps(report.as_dict()))
     else:
@@ -70,12 +95,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     progress("import", "torch, timm, onnx")
     from .export.onnx_export import VerificationError, export_onnx
 
-    progress("build", f"{args.model} ({args.method})")
-    model = build_model_from_args(args)
+    progress("build", model_label(args))
+    model = build_model_from_args(args)  # a trained checkpoint's record names the model (args.model)
+    from .reduce.models import timm_name
     try:
         report = export_onnx(model, args.output, batch=args.batch, dynamic_batch=args.dynamic_batch,
                              opset=args.opset, verify=not args.no_verify, simplify=not args.no_simplify,
-                             name=args.model.removeprefix("tdm_"), merge=args.merge, labels=getattr(args, "labels", None),
+                             name=timm_name(args.model), merge=args.merge, labels=getattr(args, "labels", None),
                              selection_outputs=args.selection_outputs, progress=progress)
     except VerificationError as err:
         print(f"tdm-edge export: {err}", file=sys.stderr)
@@ -86,39 +112,106 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .reduce.models import PREFIX, BASES, list_architectures
+    from .model_catalog import catalog, matching, variants
+    from .train.commands import TRAIN_MODEL
 
-    print("methods:")
+    print("methods:", flush=True)  # the first line before anything slow
     for method, text in METHOD_HELP.items():
         print(f"  {method:7s} {text}")
-    archs = list_architectures(args.pattern)
-    good = [a for a in archs if a.patchable]
+    entries = matching(catalog(log=lambda m: print(m, file=sys.stderr, flush=True)), args.pattern)
+    timm_entries = [e for e in entries if not e.own]
+    good = [e for e in timm_entries if e.patchable]
+    header = f"  {'name':40s} {'patch':>5s} {'image':>5s} {'depth':>5s} {'dim':>5s} {'heads':>5s}"
+    row = lambda e: (f"  {e.name:40s} {e.patch_size:5d} {e.img_size:5d} {e.depth:5d} {e.embed_dim:5d} "  # noqa: E731
+                     f"{e.num_heads:5d}")
     print(f"\ntimm models token reduction can patch{f' matching {args.pattern!r}' if args.pattern else ''}: "
           f"{len(good)} (one class token, no register or distillation tokens, fixed image size, timm's "
           "standard blocks)")
-    print(f"  {'name':40s} {'patch':>5s} {'image':>5s} {'depth':>5s} {'dim':>5s} {'heads':>5s}")
-    for a in good:
-        print(f"  {a.name:40s} {a.patch_size:5d} {a.img_size:5d} {a.depth:5d} {a.embed_dim:5d} {a.num_heads:5d}")
-    print(f"\nregistered with timm as {PREFIX}<name> (after `import tdm_edge.reduce`): {', '.join(BASES)}")
-    bad = [a for a in archs if not a.patchable]
+    print(header)
+    for e in good:
+        print(row(e))
+    print("registered with timm as tdm_<name> (after `import tdm_edge.reduce`): " + ", ".join(variants()))
+    own = [e for e in entries if e.own]
+    if own:
+        print(f"\nthe project's own models (registered with timm after `import tdm_edge.train`; "
+              f"train's default and the demo model's is {TRAIN_MODEL}): {len(own)}")
+        print(header)
+        for e in own:
+            print(row(e))
+    bad = [e for e in timm_entries if not e.patchable]
     if args.all:
         print(f"\ntimm ViTs that cannot be patched: {len(bad)}")
-        for a in bad:
-            print(f"  {a.name:40s} {', '.join(a.problems)}")
+        for e in bad:
+            print(f"  {e.name:40s} {', '.join(e.problems)}")
     elif bad:
         print(f"({len(bad)} other timm ViTs cannot be patched: --all lists them with the reason)")
     return 0
 
 
+DESCRIPTION = ("token-pruned Vision Transformers (BAT, EViT, ToMe) from timm to the edge: count, export, lint, "
+               "build, calibrate to INT8, benchmark, run on cameras, train. One subcommand per pipeline stage; "
+               "`tdm-edge COMMAND --help` for each.")
+
+
+def default_text(value) -> str:
+    """A default as a user would type it: ``(1, 8)`` -> ``1,8``, ``0.7`` -> ``0.7``, ``2e-05`` -> ``2e-05``."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(default_text(v) for v in value)
+    return str(value)
+
+
+def shows_default(action: argparse.Action) -> bool:
+    """Whether ``--help`` should name this option's default: it has a value a user could leave out."""
+    if isinstance(action, (argparse._HelpAction, argparse._VersionAction, argparse._StoreTrueAction,
+                           argparse._StoreFalseAction, argparse._SubParsersAction)):
+        return False
+    if not action.option_strings and action.nargs != "?":
+        return False  # a required positional has no default
+    if action.required or any(action.default is v for v in (None, False, True, argparse.SUPPRESS)):
+        return False
+    return default_text(action.default) != ""  # an empty list or pattern: nothing to name
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help names its default: appended as ``(default X)`` unless the help already says it."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and shows_default(action):  # argparse prints nothing for an option without help
+            action = copy.copy(action)
+            action.help = "default " + default_text(action.default).replace("%", "%%")
+        return super()._format_action(action)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if shows_default(action):
+            value = default_text(action.default).replace("%", "%%")
+            if "default" not in text.lower() and not text.rstrip().endswith(f"({value})"):
+                text = f"{text} (default {value})" if text else f"default {value}"
+        return text
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with usage errors as one line (``tdm-edge flops: error: ...``) and exit code 2."""
+    """argparse with usage errors as one line (``tdm-edge flops: error: ...``) and exit code 2; help that names
+    every default."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _describe_subcommands(sub) -> None:
+    """A subcommand registered without a description gets its one-line help as one (shown by its --help)."""
+    helps = {action.dest: action.help for action in sub._choices_actions}
+    for name, parser in sub.choices.items():
+        if not parser.description and helps.get(name):
+            parser.description = helps[name][:1].upper() + helps[name][1:] + "."
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tdm-edge", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="tdm-edge", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"tdm-edge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -161,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in STAGE_COMMANDS:  # each later stage registers its own subcommands
         import_module(module, __package__).add_commands(sub, _Parser)
+    _describe_subcommands(sub)
     return parser
 
 

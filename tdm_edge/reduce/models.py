@@ -155,7 +155,7 @@ def architecture(name: str, **kwargs) -> Architecture:
     """Inspect a timm model name without building it (~1 ms): its constructor arguments, checked for patching."""
     import timm
 
-    base = name.removeprefix(PREFIX)
+    base = timm_name(name)
     try:
         with torch.device("meta"), _capture_vit_arguments():  # meta: a non-ViT entrypoint allocates nothing
             timm.models.model_entrypoint(base)(pretrained=False, **kwargs)
@@ -181,11 +181,21 @@ def patchable_models() -> list[str]:
     return [a.name for a in list_architectures() if a.patchable]
 
 
+def timm_name(name: str) -> str:
+    """The timm entrypoint a name builds: ours of timm's models drop the prefix (``tdm_deit_small_patch16_224`` ->
+    ``deit_small_patch16_224``); the project's own architectures keep it (``tdm_vit_micro_patch4_56``, registered
+    by :mod:`tdm_edge.train.arch`)."""
+    import timm
+
+    base = name.removeprefix(PREFIX)
+    return name if base not in BASES and name.startswith(PREFIX) and timm.is_model(name) else base
+
+
 def resolve_architecture(name: str) -> Architecture:
     """The architecture of a name that can be patched, else :class:`UsageError` (did you mean ...?)."""
     import timm
 
-    base = name.removeprefix(PREFIX)
+    base = timm_name(name)
     if not timm.is_model(base):
         close = difflib.get_close_matches(base, patchable_models(), n=3)
         raise UsageError(f"unknown model {name!r}" + (f" (did you mean {', '.join(close)}?)" if close else "")
@@ -230,7 +240,9 @@ def create_model(name: str, *, method: str = "bat", keep_rate: float | None = No
     check_tome_r(per_side ** 2 + 1, reduction.get("tome_r"))
     check_knn(build_schedule(per_side ** 2 + 1, arch.depth, method, **settings), reduction.get("knn"))
     kwargs = {k: v for k, v in (("img_size", img_size), ("num_classes", num_classes)) if v is not None}
-    base = name.removeprefix(PREFIX)
+    base = timm_name(name)
+    if base.startswith(PREFIX):  # our own architecture's entrypoint patches: build it unreduced, patched below
+        kwargs["method"] = "none"
     try:
         model = _base_model(base, **kwargs)
     except (TypeError, ValueError, AssertionError) as err:

@@ -30,12 +30,20 @@ def _pair(kind: type, name: str):
 def _reduction_arguments(p: argparse.ArgumentParser, defaults: bool) -> None:
     from ..args import block_list as _block_list, keep_rate as _keep_rate
 
-    p.add_argument("--method", default="bat" if defaults else None, choices=["bat", "evit", "tome", "random", "none"])
-    p.add_argument("--keep-rate", type=_keep_rate, default=0.7 if defaults else None, help="rho in (0, 1]")
-    p.add_argument("--prune-blocks", type=_block_list, default=None, help="0-based reducing blocks, e.g. 3,6,9")
-    p.add_argument("--cluster-ratio", type=float, default=CLUSTER_RATIO if defaults else None)
-    p.add_argument("--knn", type=int, default=KNN if defaults else None)
-    p.add_argument("--tome-r", type=int, default=None)
+    recorded = "" if defaults else " (default: the checkpoint's recorded setting)"
+    p.add_argument("--method", default="bat" if defaults else None, choices=["bat", "evit", "tome", "random", "none"],
+                   help="the token reduction (tdm-edge models describes each)" + recorded)
+    p.add_argument("--keep-rate", type=_keep_rate, default=0.7 if defaults else None, help="rho in (0, 1]" + recorded)
+    p.add_argument("--prune-blocks", type=_block_list, default=None,
+                   help="0-based reducing blocks, e.g. 3,6,9 (default: " + ("the checkpoint's recorded blocks, else "
+                                                                           if not defaults else "")
+                        + "4th/7th/10th of 12, scaled to the depth)")
+    p.add_argument("--cluster-ratio", type=float, default=CLUSTER_RATIO if defaults else None,
+                   help="bat: DPC-kNN clusters per inattentive token, in (0, 1]" + recorded)
+    p.add_argument("--knn", type=int, default=KNN if defaults else None,
+                   help="bat: DPC-kNN neighbours" + recorded)
+    p.add_argument("--tome-r", type=int, default=None,
+                   help="tome: tokens merged per block (default: BAT-equal cost at --keep-rate)")
 
 
 def _cmd_make_dataset(args: argparse.Namespace) -> int:
@@ -104,24 +112,28 @@ def add_commands(sub, parser_class) -> None:
     p.add_argument("--output", default="out/train", help="run folder: last.pth, model.safetensors (default out/train)")
     p.add_argument("--finetune", default=None, help="initial weights (a file; another classifier size is re-made)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last.pth")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=30, help="epochs, warm-up included")
     p.add_argument("--batch-size", type=int, default=64, help="per process (default 64)")
     p.add_argument("--lr", type=float, default=None, help="absolute lr (default: --lr-per-512 x global batch / 512)")
-    p.add_argument("--lr-per-512", type=float, default=2e-5, help="the paper's 2e-5 per 512 images")
-    p.add_argument("--min-lr", type=float, default=2e-6)
-    p.add_argument("--weight-decay", type=float, default=1e-6)
+    p.add_argument("--lr-per-512", type=float, default=2e-5,
+                   help="lr per 512 images of global batch, used when --lr is not given (default 2e-05, the paper's)")
+    p.add_argument("--min-lr", type=float, default=2e-6, help="the cosine schedule's final lr")
+    p.add_argument("--weight-decay", type=float, default=1e-6, help="decoupled weight decay (AdamW's)")
     p.add_argument("--opt", default="adamw", help="any timm optimizer name (default adamw)")
     p.add_argument("--warmup-epochs", type=int, default=0, help="linear lr warm-up epochs")
     p.add_argument("--keep-warmup", type=_pair(int, "--keep-warmup"), default=(0, 0), metavar="HOLD,RAMP",
-                   help="EViT's keep-rate warm-up for training from scratch: HOLD epochs at 1.0, then RAMP to the rate")
-    p.add_argument("--mixup", type=float, default=0.8, help="mixup alpha (0 = off; DeiT's 0.8)")
-    p.add_argument("--cutmix", type=float, default=1.0, help="cutmix alpha (0 = off; DeiT's 1.0)")
+                   help="EViT's keep-rate warm-up for training from scratch: HOLD epochs at 1.0, then RAMP to the "
+                        "rate (default 0,0: none)")
+    p.add_argument("--mixup", type=float, default=0.8, help="mixup alpha (0 = off; default 0.8, DeiT's)")
+    p.add_argument("--cutmix", type=float, default=1.0, help="cutmix alpha (0 = off; default 1.0, DeiT's)")
     p.add_argument("--smoothing", type=float, default=0.1, help="label smoothing")
     p.add_argument("--scale", type=_pair(float, "--scale"), default=(0.6, 1.0), metavar="LO,HI",
                    help="RandomResizedCrop area range (default 0.6,1)")
-    p.add_argument("--hflip", type=float, default=0.5)
-    p.add_argument("--workers", type=int, default=0, help="data-loading processes per training process")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hflip", type=float, default=0.5, help="probability of a horizontal flip")
+    p.add_argument("--workers", type=int, default=0,
+                   help="data-loading processes per training process (default 0: load in the training process)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="initial weights, data order and augmentation; the same seed repeats the run (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train)
 
@@ -131,8 +143,9 @@ def add_commands(sub, parser_class) -> None:
     p.add_argument("--data", required=True, help="an ImageFolder whose classes are the model's labels")
     p.add_argument("--model", default=None, help="only for checkpoints without a record: the timm/our model name")
     _reduction_arguments(p, defaults=False)
-    p.add_argument("--batch-size", type=positive_int, default=128)
-    p.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime intra-op threads (with --onnx)")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="images per forward pass")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="ONNX Runtime intra-op threads, with --onnx (default: ONNX Runtime's choice)")
     p.add_argument("--json", action="store_true", help="print one JSON line")
     p.set_defaults(func=_cmd_eval)
 
