@@ -4,8 +4,7 @@ import pytest
 
 from tdm_edge.errors import UsageError
 from tdm_edge.video.cvutil import build_has
-from tdm_edge.video.sources import (CaptureSource, SourceLost, SourceOptions, apply_flip, csi_pipeline, open_source,
-                                    parse_source)
+from tdm_edge.video.sources import CaptureSource, SourceLost, SourceOptions, apply_flip, open_source, parse_source
 
 from .conftest import frames, write_video
 
@@ -31,12 +30,6 @@ def test_parse_source_rejects(uri, words):
         parse_source(uri)
 
 
-def test_csi_pipeline_carries_the_settings():
-    text = csi_pipeline(1, 1920, 1080, 29.97, "rotate-180")
-    assert "sensor-id=1" in text and "width=(int)1920" in text and "height=(int)1080" in text
-    assert "framerate=(fraction)29970/1000" in text and "flip-method=2" in text and text.endswith("sync=false")
-
-
 @pytest.mark.skipif(build_has("GStreamer"), reason="this OpenCV has GStreamer")
 def test_csi_without_gstreamer_says_what_to_do():
     with pytest.raises(UsageError, match="GStreamer.*JetPack"):
@@ -45,8 +38,11 @@ def test_csi_without_gstreamer_says_what_to_do():
 
 def test_flips_match_numpy():
     img = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
-    assert np.array_equal(apply_flip(img, "horizontal"), img[:, ::-1])
-    assert np.array_equal(apply_flip(img, "vertical"), img[::-1])
+    assert np.array_equal(apply_flip(img, "horizontal-flip"), img[:, ::-1])
+    assert np.array_equal(apply_flip(img, "horizontal"), img[:, ::-1])  # jetson-utils' other spelling
+    assert np.array_equal(apply_flip(img, "vertical-flip"), img[::-1])
+    assert np.array_equal(apply_flip(img, "rotate-180"), img[::-1, ::-1])
+    assert np.array_equal(apply_flip(img, "upper-right-diagonal"), np.rot90(img, 2).transpose(1, 0, 2))
     assert np.array_equal(apply_flip(img, "clockwise"), np.rot90(img, -1))
     assert np.array_equal(apply_flip(img, "counterclockwise"), np.rot90(img, 1))
     assert np.array_equal(apply_flip(img, "upper-left-diagonal"), img.transpose(1, 0, 2))
