@@ -15,9 +15,10 @@ import sys
 import time
 
 from . import __version__
-from .errors import DeviceError, UsageError, first_line
+from .errors import DeviceError, UsageError, capped, first_line
 from .args import Progress, add_model_arguments, build_model_from_args, check_model_arguments, in_range
 from .limits import MAX_BATCH, METHOD_HELP, OPSETS
+from .sides import check_command_side, workstation_hint
 
 # Sub-packages that register subcommands: each names a light module (no torch/onnx/cv2 import at module level)
 # with ``add_commands(subparsers, parser_class)``, which adds its parsers and sets ``func`` on each.
@@ -27,6 +28,7 @@ STAGE_COMMANDS: list[str] = [
     ".quantize.commands",
     ".video.commands",
     ".train.commands",
+    ".doctor.commands",
 ]
 
 
@@ -91,6 +93,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.method == "random":
         raise UsageError("method 'random' draws new tokens on every run and cannot be verified; "
                          "export bat, evit, tome or none")
+    if args.precision == "fp16" and args.merge != "ops":
+        raise UsageError("--precision fp16 needs --merge ops: the TdmBatMerge plugin graph is fp32")
+    if args.native_layer_norm and args.opset < 17:
+        raise UsageError(f"--native-layer-norm needs --opset 17 or later (LayerNormalization), got {args.opset}")
     progress = Progress(args.started)
     progress("import", "torch, timm, onnx")
     from .export.onnx_export import VerificationError, export_onnx
@@ -102,7 +108,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         report = export_onnx(model, args.output, batch=args.batch, dynamic_batch=args.dynamic_batch,
                              opset=args.opset, verify=not args.no_verify, simplify=not args.no_simplify,
                              name=timm_name(args.model), merge=args.merge, labels=getattr(args, "labels", None),
-                             selection_outputs=args.selection_outputs, progress=progress)
+                             selection_outputs=args.selection_outputs, progress=progress,
+                             precision=args.precision, native_layer_norm=args.native_layer_norm)
     except VerificationError as err:
         print(f"tdm-edge export: {err}", file=sys.stderr)
         return 1
@@ -248,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="BAT stages as standard ONNX ops (default) or as one TdmBatMerge TensorRT plugin node each")
     p.add_argument("--selection-outputs", action="store_true",
                    help="also output the token selections (for tdm-edge run --show-tokens on a TensorRT engine)")
+    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+                   help="fp16: fp16 weights and activations, fp32 input and logits, LayerNorms and token selection "
+                        "kept fp32 by Casts; what TensorRT 11 needs for an fp16 engine (default fp32)")
+    p.add_argument("--native-layer-norm", action="store_true",
+                   help="keep ONNX LayerNormalization (opset >= 17; TensorRT >= 8.6 parses it, 8.5 does not)")
     p.set_defaults(func=_cmd_export)
 
     from importlib import import_module
@@ -266,12 +278,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "model_arguments", False):
             check_model_arguments(args)  # before any subcommand imports torch
+        check_command_side(args.command)  # a workstation command on Python < 3.10: one line
         return args.func(args)
     except UsageError as err:
-        print(f"tdm-edge {args.command}: error: {err}", file=sys.stderr)
+        print(f"tdm-edge {args.command}: error: {capped(str(err))}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:  # torch & co. on a device-only install: one line naming the extra
+        hint = workstation_hint(err, args.command)
+        if hint is None:
+            raise
+        print(f"tdm-edge {args.command}: error: {hint}", file=sys.stderr)
         return 2
     except DeviceError as err:
-        print(f"tdm-edge {args.command}: error: {first_line(err)}", file=sys.stderr)
+        print(f"tdm-edge {args.command}: error: {capped(first_line(err))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"tdm-edge {args.command}: interrupted", file=sys.stderr)

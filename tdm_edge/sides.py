@@ -48,6 +48,10 @@ WORKSTATION_ENTRIES: Tuple[str, ...] = (
     "tdm_edge.quantize.commands:*", "tdm_edge.train.commands:*",
 )
 
+# commands with no device path at all (build, run, bench, check, doctor have one; models lists from a catalog)
+WORKSTATION_COMMANDS: Tuple[str, ...] = ("export", "flops", "calibrate", "compare", "eval", "make-dataset", "train",
+                                         "tune")
+
 EXTRA_HINT = "pip install 'tdm-edge[export]'"
 MIN_WORKSTATION_PYTHON = (3, 10)
 
@@ -88,10 +92,32 @@ def require_workstation(what: str) -> None:
     from .errors import UsageError
 
     if sys.version_info < MIN_WORKSTATION_PYTHON:
-        raise UsageError(f"{what} is on the workstation side, which needs Python >= 3.10 (this is "
-                         f"{sys.version_info[0]}.{sys.version_info[1]}); on this device use build, run and bench "
-                         "with .onnx or .engine files")
+        raise UsageError(_old_python(what))
     missing = missing_workstation_packages()
     if missing:
         raise UsageError(f"{what} needs {' and '.join(missing)}, which this install does not have: {EXTRA_HINT} "
                          "(on a Jetson: NVIDIA's torch wheel first, see docs/jetson.md)")
+
+
+def _old_python(what: str) -> str:
+    return (f"{what} is on the workstation side, which needs Python >= 3.10 (this is {sys.version_info[0]}."
+            f"{sys.version_info[1]}); on this device use build, run and bench with .onnx or .engine files")
+
+
+def check_command_side(command: str) -> None:
+    """One line (:class:`~tdm_edge.errors.UsageError`) for a workstation command on a Python older than 3.10."""
+    from .errors import UsageError
+
+    if command in WORKSTATION_COMMANDS and sys.version_info < MIN_WORKSTATION_PYTHON:
+        raise UsageError(_old_python(command))
+
+
+def workstation_hint(err: ImportError, command: str) -> Optional[str]:
+    """The one line for a command that failed importing a workstation package (``None``: some other import)."""
+    name = (getattr(err, "name", None) or "").split(".")[0]
+    if name not in FORBIDDEN:
+        return None
+    if sys.version_info < MIN_WORKSTATION_PYTHON:
+        return _old_python(command)
+    return (f"{command} needs {name}, which this install does not have: {EXTRA_HINT} (on a Jetson: NVIDIA's torch "
+            "wheel first, see docs/jetson.md)")
