@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ..args import positive_int
 from ..errors import UsageError
-from .sources import FLIPS  # plain data; numpy is its only import at module level
+from .pipelines import CODECS, DECODERS, DEFAULT_LATENCY_MS, FLIPS, codec_name, flip_name  # no cv2, no numpy
+from .v4l2 import format_name
 
 
 def add_commands(sub, parser_class) -> None:
@@ -31,10 +32,26 @@ def add_commands(sub, parser_class) -> None:
     p.add_argument("--input-width", type=positive_int, default=None)
     p.add_argument("--input-height", type=positive_int, default=None)
     p.add_argument("--input-rate", type=float, default=None, help="frames per second (cameras, synthetic://)")
-    p.add_argument("--input-flip", choices=FLIPS, default="none")
+    p.add_argument("--input-flip", "--input-flip-method", "--flip-method", type=_parse(flip_name), default="none",
+                   metavar="METHOD", help=f"{', '.join(FLIPS)} (jetson-utils' names; also horizontal, vertical). "
+                   "csi:// swaps none and rotate-180 as jetson-utils does")
     p.add_argument("--input-loop", type=int, default=0, help="files: -1 forever, 0 once (default), N more times")
-    p.add_argument("--input-retries", type=int, default=5,
-                   help="live sources: reconnection attempts with backoff before giving up (default 5)")
+    p.add_argument("--input-retries", type=_non_negative_int, default=5,
+                   help="live sources: attempts with backoff (0.5, 1, 2, 4, 8 s) after a failed open or read, from "
+                   "the first open (default 5)")
+    p.add_argument("--input-timeout", type=_positive_float, default=10.0, metavar="SECONDS",
+                   help="every open of the input gives up after this long, retries included (default 10)")
+    p.add_argument("--input-codec", type=_parse(codec_name), default=None, metavar="CODEC",
+                   help=f"{', '.join(CODECS)}: the stream's codec for GStreamer pipelines (RTSP; files where OpenCV "
+                   "has no FFmpeg); mjpeg on a V4L2 camera asks for MJPG (default: found by decodebin / FFmpeg)")
+    p.add_argument("--input-decoder", choices=DECODERS, default="auto",
+                   help="with --input-codec: cpu (libav) or v4l2 (nvv4l2decoder; auto: when installed)")
+    p.add_argument("--input-latency", "--input-rtsp-latency", type=_non_negative_int, default=DEFAULT_LATENCY_MS,
+                   metavar="MS", help=f"RTSP jitter buffer in ms: rtspsrc latency=, or FFmpeg's max_delay "
+                   f"(default {DEFAULT_LATENCY_MS}, as jetson-utils)")
+    p.add_argument("--input-format", type=_parse(format_name), default=None, metavar="FOURCC",
+                   help="V4L2 pixel format, e.g. mjpg or yuyv (default auto: the closest size at the best rate, MJPG "
+                   "when it is faster)")
     p.add_argument("--output-codec", choices=("mp4v", "mjpg", "h264"), default=None,
                    help="video file codec (default: mp4v for .mp4, mjpg for .avi)")
     p.add_argument("--show-tokens", action="store_true",
@@ -72,7 +89,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("tdm-edge run: no display found: running headless (give an output file to keep the frames)",
               file=sys.stderr)
     options = SourceOptions(args.input_width, args.input_height, args.input_rate, args.input_flip, args.input_loop,
-                            args.input_retries)
+                            args.input_retries, timeout=args.input_timeout, codec=args.input_codec,
+                            latency=args.input_latency, pixel_format=args.input_format or "auto",
+                            decoder=args.input_decoder)
     source = open_source(spec, options)
     outputs, log_file = [], None
     try:
@@ -104,6 +123,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if summary.exit_code:
         print(f"tdm-edge run: error: {summary.reason}", file=sys.stderr)
     return summary.exit_code
+
+
+def _parse(check):
+    """An argparse ``type`` from a checker that raises :class:`UsageError`: its own message on a bad value."""
+
+    def parse(text: str):
+        try:
+            return check(text)
+        except UsageError as err:
+            raise argparse.ArgumentTypeError(str(err).split("; ", 1)[-1]) from None
+
+    parse.__name__ = check.__name__
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
 
 
 def _total(source, options) -> int | None:
