@@ -170,8 +170,9 @@ class CaptureSource(FrameSource):
 
     Every open runs under :func:`~tdm_edge.video.capture.open_within` with ``options.timeout``. The first open of
     a live source is tried again after ``backoff``, ``2 backoff``, ... (at most 8 s) for up to ``retries`` more
-    attempts while the deadline lasts; then one :class:`UsageError` line ending in ``hint``. A failed read of a live source re-opens it the same way, then raises
-    :class:`SourceLost`. A file is opened once and ends at its last frame (or loops).
+    attempts while the deadline lasts; then one :class:`UsageError` line ending in ``hint``. A failed read of a
+    live source re-opens it the same way, then raises :class:`SourceLost`. A file is opened once and ends at its
+    last frame (or loops).
     """
 
     def __init__(self, name: str, opener: Callable[[], object], options: SourceOptions, live: bool,
