@@ -1,6 +1,18 @@
 """The exception types the command line turns into a single line: bad input (exit 2) and a failing device (exit 1)."""
 
 
+MAX_LINE = 400  # characters of an error line: a message listing 1,000 labels is cut, with the count said
+
+
+def capped(text: str, limit: int = MAX_LINE) -> str:
+    """``text`` on one line, at most ``limit`` characters: a longer one ends in ``... (N more characters)``."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    tail = f" ... ({len(text) - limit} more characters)"
+    return text[:limit - len(tail)].rstrip() + tail
+
+
 def first_line(err: BaseException, with_type: bool = False) -> str:
     """The first non-empty line of an exception's message (its type name if it has none), for one-line errors."""
     text = str(err).strip()

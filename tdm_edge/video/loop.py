@@ -183,6 +183,11 @@ def run_loop(grabber: FrameGrabber, runner: Runner, meta: dict, overlay: Overlay
     if grabber.source.reconnects:
         summary.notes.append(f"{grabber.source.name}: reconnected {grabber.source.reconnects} time(s)")
     summary.notes.extend(f"wrote {o.describe()}" for o in outputs if o.path and not o.path.startswith("display"))
+    if summary.processed == 0 and summary.exit_code == 0 and not (stop and stop.reason):
+        unreadable = grabber.source.unreadable
+        summary.reason = ("no frame processed: " + (f"all {unreadable} image(s) were unreadable" if unreadable
+                                                    else "the input gave no frame"))
+        summary.exit_code = 2  # bad input, not success
     return summary
 
 

@@ -214,3 +214,16 @@ def test_sigint_mid_run_leaves_a_readable_file(tmp_path, tiny_onnx):
     got = read_video(video)
     assert len(got) == len(processed) >= 4 and got[0].shape == (120, 160, 3)
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("content", [b"", b"not a png at all"])
+def test_zero_frames_processed_is_an_error(tmp_path, tiny_onnx, capsys, content):
+    """A folder whose only image cannot be read: exit 2 with the reason, not success after 0 frames."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "broken.png").write_bytes(content)
+    code, out, err = run(capsys, src, tmp_path / "o", "--model", tiny_onnx, "--headless")
+    assert code == 2
+    errors = [line for line in err.splitlines() if ": error: " in line]
+    assert errors == ["tdm-edge run: error: no frame processed: all 1 image(s) were unreadable"]
+    assert "0 processed" in out
