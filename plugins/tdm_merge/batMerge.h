@@ -193,7 +193,7 @@ TDM_HD inline void partnerDensityItem(Image<T> const& im, int32_t item)
         taken = pick;
         takenValue = pickValue;
     }
-    im.ws.density[i] = expf((sum / float(k)) * (-1.0f / float(im.s.c)));
+    im.ws.density[i] = expPortable((sum / float(k)) * (-1.0f / float(im.s.c)));
 }
 
 // ---- phase 4: which edges are among the r best; delta and score of every inattentive token -----------------------

@@ -226,6 +226,32 @@ TDM_HD inline bool beforeArgmin(float u, int32_t j, float v, int32_t i)
 TDM_HD inline float maxNan(float a, float b) { return isNan(a) || a > b ? a : b; }
 TDM_HD inline float clampMin0(float v) { return v < 0.f ? 0.f : v; } // NaN stays NaN
 
+//! exp(x) from + - * / and ldexpf alone, so the GPU (nvcc --fmad=false) and the CPU (-ffp-contract=off) round it
+//! identically, which the libraries' expf do not promise (CUDA's is within 2 ulp, glibc's within 1). Cody-Waite
+//! reduction x = k ln2 + r, |r| <= ln2/2, then exp(r) by its Taylor series to r^8 (truncation < 0.1 ulp): within
+//! 1.2 ulp of exp (checked against double exp over the normal range). NaN stays NaN, overflow gives +Inf, underflow 0 (through subnormals, as ldexpf rounds).
+TDM_HD inline float expPortable(float x)
+{
+    if (isNan(x))
+        return x;
+    if (x > 88.72283935546875f)
+        return 1.0f / 0.0f;
+    if (x < -104.0f)
+        return 0.0f;
+    float const k = floorf(x * 1.44269502162933349609375f + 0.5f); // round(x / ln2), |k| <= 150
+    float const r = (x - k * 0.693145751953125f) - k * 1.428606765330187045e-06f; // ln2 = hi + lo, k * hi exact
+    float p = 1.0f / 40320.0f;
+    p = p * r + 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    return ldexpf(p, static_cast<int>(k));
+}
+
 //! Place of value i in the stable descending sort of values [count] (sort_desc / argsort_desc): a permutation of
 //! [0, count) over i, whatever the values.
 TDM_HD inline int32_t rankDesc(float const* values, int32_t count, int32_t i)

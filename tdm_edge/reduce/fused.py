@@ -70,8 +70,9 @@ def cuda_extension():
     try:
         from torch.utils.cpp_extension import load
 
+        # --fmad=false: rounds like the CPU build of the same phases (docs/kernel.md, "Rounding")
         return load(name="tdm_bat_merge", sources=[str(s) for s in sources], extra_include_paths=[str(KERNEL_DIR)],
-                    verbose=False)
+                    extra_cuda_cflags=["--fmad=false"], verbose=False)
     except Exception as err:  # a failed build (no nvcc, compiler error) falls back, and says so once
         warnings.warn(f"tdm_edge::bat_merge: building the CUDA kernel failed ({type(err).__name__}: "
                       f"{str(err).splitlines()[0] if str(err) else ''}); running the decomposed stage")

@@ -29,7 +29,8 @@ def compiler() -> str | None:
 def build(out_dir: Path) -> Path:
     """Compile the CPU build of the kernel into ``out_dir`` and return the shared library's path."""
     lib = out_dir / "libtdm_bat_cpu.so"
-    cmd = [compiler(), "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
+    # -ffp-contract=off: no a * b + c fused into an FMA (GCC does on FMA hardware, e.g. aarch64), as nvcc --fmad=false
+    cmd = [compiler(), "-std=c++17", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
            str(KERNEL_DIR / "batMergeCpu.cpp"), "-o", str(lib)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return lib
