@@ -1,8 +1,10 @@
 """FakeCudart: a stand-in for cuda-python's ``cuda.bindings.runtime`` (no GPU here), named as such.
 
-"Device" memory is host memory, copies are ``memmove``s run in stream order, and a stream capture records the
-operations into a graph that ``cudaGraphLaunch`` replays, so a runner's data path (buffers, copies, bindings by
-address, graph capture, frees) is exercised for real; only the kernels are not (FakeTensorRT's ``compute``).
+"Device" memory is host memory, copies are ``memmove``s, and like a real GPU the stream is asynchronous: queued
+work (copies, FakeTensorRT's ``compute``, graph launches) runs only when the stream is synchronised, so a runner
+that reads its outputs without ``cudaStreamSynchronize`` reads stale memory here as it would on a GPU. A stream
+capture records the operations into a graph that ``cudaGraphLaunch`` queues. A runner's data path (buffers,
+copies, bindings by address, graph capture, frees) is exercised for real; only the kernels are not.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ class FakeCudart(types.ModuleType):
         self.calls: list[str] = []
         self.live: dict[int, ctypes.Array] = {}  # address -> buffer, host and "device"
         self.capturing: list | None = None
+        self.queue: list = []  # work queued on the stream, run at cudaStreamSynchronize
         self.streams = 0
+        self.driver_version, self.runtime_version = 12060, 12060
 
     def _call(self, name: str, *values):
         self.calls.append(name)
@@ -47,7 +51,7 @@ class FakeCudart(types.ModuleType):
         if self.capturing is not None:
             self.capturing.append(op)
         else:
-            op()
+            self.queue.append(op)
 
     # -- the cuda-python calls the runner makes ----------------------------------------------------------------------
     def cudaGetErrorName(self, err):
@@ -68,7 +72,16 @@ class FakeCudart(types.ModuleType):
         return self._call("cudaStreamDestroy")
 
     def cudaStreamSynchronize(self, stream):
+        queued, self.queue = self.queue, []
+        for op in queued:
+            op()
         return self._call("cudaStreamSynchronize")
+
+    def cudaDriverGetVersion(self):
+        return self._call("cudaDriverGetVersion", self.driver_version)
+
+    def cudaRuntimeGetVersion(self):
+        return self._call("cudaRuntimeGetVersion", self.runtime_version)
 
     def cudaMallocHost(self, nbytes: int):
         return self._alloc("cudaMallocHost", nbytes)
@@ -100,8 +113,7 @@ class FakeCudart(types.ModuleType):
         return self._call("cudaGraphInstantiate", list(graph))
 
     def cudaGraphLaunch(self, graph_exec, stream):
-        for op in graph_exec:
-            op()
+        self.queue.extend(graph_exec)  # a launch is asynchronous too
         return self._call("cudaGraphLaunch")
 
     def cudaGraphExecDestroy(self, graph_exec):
@@ -109,3 +121,10 @@ class FakeCudart(types.ModuleType):
 
     def cudaGraphDestroy(self, graph):
         return self._call("cudaGraphDestroy")
+
+
+class FakeCudart11(FakeCudart):
+    """cuda-python 11.x: ``cudaGraphInstantiate(graph, pLogBuffer, bufferSize)`` (returns an error node too)."""
+
+    def cudaGraphInstantiate(self, graph, pLogBuffer, bufferSize):  # noqa: N803 (the binding's names)
+        return self._call("cudaGraphInstantiate", list(graph), None)
