@@ -129,8 +129,8 @@ def verdicts(facts: Dict) -> List[Verdict]:
     trt_fix = _tensorrt_fix(facts)
     engine_fix = _first(trt_fix, _binding_fix(facts))
     plugin_fix = None if facts.get("plugin") else (
-        "libtdm_merge_plugin.so not found: cmake -S plugins/tdm_merge -B build/tdm_merge "
-        "-DTENSORRT_ROOT=<TensorRT> && cmake --build build/tdm_merge (plugins/README.md)")
+        "build the plugin: cmake -S plugins/tdm_merge -B build/tdm_merge && cmake --build build/tdm_merge "
+        "(plugins/README.md)")
     csi_fix = None if facts.get("jetson") else "csi:// cameras are a Jetson's (nvarguscamerasrc)"
     rows = [
         ("check MODEL.onnx", onnx_fix),
@@ -187,8 +187,10 @@ def _jetson_lines(board: Optional[Dict]) -> List[str]:
     mode = board.get("power_mode")
     power = f"nvpmodel {mode} (mode {board.get('power_mode_id')})" if mode else "nvpmodel: unknown"
     clocks = jetson.clocks_line(board)
-    lines.append(power + (f"; clocks {', '.join(clocks)}" if clocks else "")
-                 + "; before benchmarks: sudo nvpmodel -m 0 && sudo jetson_clocks")
+    lines.append(power + (f"; clocks {', '.join(clocks)}" if clocks else ""))
+    if any(board.get(f"{n}_mhz") is None or board[f"{n}_mhz"] < (board.get(f"{n}_max_mhz") or 0) for n in ("gpu", "cpu")):
+        lines.append("clocks below their maximum (or unknown): before benchmarks, sudo nvpmodel -m 0 && sudo "
+                     "jetson_clocks (docs/jetson.md)")
     return lines
 
 
