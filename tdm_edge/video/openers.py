@@ -7,6 +7,7 @@ Backends, as jetson-utils where we claim its URIs (docs/jetson_cameras.md):
 - V4L2: OpenCV's V4L2 backend, in the pixel format and size :func:`~tdm_edge.video.v4l2.choose_mode` picks.
 - RTSP: GStreamer's ``rtspsrc`` where OpenCV has GStreamer (hardware decoder when installed), else FFmpeg with
   ``--input-latency`` as FFmpeg options and OpenCV's own open/read timeouts.
+- HTTP(S) (an IP camera's MJPEG, not a jetson-utils URI): FFmpeg.
 - files: FFmpeg, or a GStreamer pipeline where OpenCV has no FFmpeg.
 """
 
@@ -92,6 +93,12 @@ def plan_rtsp(url: str, options) -> Plan:
         notes.append(f"--input-codec {options.codec} not used: FFmpeg finds the codec itself")
     os.environ.setdefault(FFMPEG_OPTIONS, ffmpeg_capture_options(options.latency))  # the user's own setting wins
     return Plan(lambda: ffmpeg_capture(url, options.timeout), "; is the stream up and reachable?", notes=notes)
+
+
+def plan_http(url: str, options) -> Plan:
+    if not build_has("FFMPEG"):
+        raise UsageError(f"{url} needs OpenCV with FFmpeg (pip install opencv-python reads HTTP streams)")
+    return Plan(lambda: ffmpeg_capture(url, options.timeout), "; is the stream up and reachable?")
 
 
 def ffmpeg_capture(location: str, timeout: float):

@@ -4,6 +4,7 @@
 ``csi://0``            a Jetson MIPI CSI camera: jetson-utils' ``nvarguscamerasrc`` pipeline (needs GStreamer)
 ``/dev/video0``        a V4L2 camera (also ``v4l2://0`` and ``v4l2:///dev/video0``), in the mode jetson-utils picks
 ``rtsp://host/path``   an RTSP stream: GStreamer's ``rtspsrc`` (hardware decode on a Jetson), else FFmpeg
+``http://host/path``   an HTTP(S) stream, e.g. an IP camera's MJPEG (FFmpeg)
 ``clip.mp4``           a video file (also ``file://clip.mp4``): FFmpeg, or GStreamer where OpenCV has no FFmpeg
 ``photo.jpg``          one image; ``folder/`` every image in it, in natural (alphanumeric) order
 ``synthetic://``       a moving test pattern at ``--input-rate`` (``synthetic://?frames=N`` ends after N frames)
@@ -32,12 +33,12 @@ import numpy as np
 from ..errors import UsageError
 from .capture import OpenTimeout, open_within
 from .cvutil import cv2
-from .openers import plan_csi, plan_file, plan_rtsp, plan_v4l2
+from .openers import plan_csi, plan_file, plan_http, plan_rtsp, plan_v4l2
 from .pipelines import DEFAULT_LATENCY_MS, FLIPS, codec_name, csi_pipeline, flip_name, pick_decoder  # noqa: F401
 from .v4l2 import format_name
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"})
-SCHEMES = ("csi", "v4l2", "rtsp", "file", "synthetic")
+SCHEMES = ("csi", "v4l2", "rtsp", "http", "https", "file", "synthetic")
 MAX_BACKOFF = 8.0  # seconds between two attempts, at most
 
 
@@ -72,7 +73,7 @@ class SourceSpec:
 
     @property
     def live(self) -> bool:
-        return self.kind in ("csi", "v4l2", "rtsp", "synthetic")
+        return self.kind in ("csi", "v4l2", "rtsp", "http", "synthetic")
 
 
 def parse_source(uri: str) -> SourceSpec:
@@ -91,12 +92,14 @@ def parse_source(uri: str) -> SourceSpec:
             return SourceSpec("v4l2", device, uri)
         if scheme in ("rtsp", "rtsps"):
             return SourceSpec("rtsp", uri, uri)
+        if scheme in ("http", "https"):
+            return SourceSpec("http", uri, uri)
         if scheme == "synthetic":
             parts = urlsplit(uri)
             query = tuple((k, v[-1]) for k, v in parse_qs(parts.query).items())
             return SourceSpec("synthetic", parts.netloc, uri, query)
         if scheme != "file":
-            raise UsageError(f"unknown input scheme {scheme}:// in {uri!r}; supported: csi://, v4l2://, rtsp://, "
+            raise UsageError(f"unknown input scheme {scheme}:// in {uri!r}; supported: csi://, v4l2://, rtsp://, http(s)://, "
                              "file:// (or a path), synthetic://")
         uri_path = rest
     else:
@@ -364,6 +367,8 @@ def open_source(spec: SourceSpec, options: SourceOptions) -> FrameSource:
         name, plan = spec.uri, plan_csi(spec.uri, int(spec.location), options)
     elif spec.kind == "rtsp":
         name, plan = spec.uri, plan_rtsp(spec.location, options)
+    elif spec.kind == "http":
+        name, plan = spec.uri, plan_http(spec.location, options)
     elif spec.kind == "video":
         name, plan = spec.location, plan_file(spec.location, options)
     else:

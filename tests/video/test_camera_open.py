@@ -312,3 +312,15 @@ def test_files_through_gstreamer_when_opencv_has_no_ffmpeg(tmp_path, codec, pipe
     got, want = np.load(tmp_path / "f.npy"), np.stack(read_video(path))  # GStreamer's decode, FFmpeg's decode
     assert got.shape == want.shape == (6, 64, 96, 3)
     assert np.abs(got.astype(int) - want.astype(int)).mean() < 2.0  # the same JPEGs, two decoders
+
+
+@pytest.mark.skipif(not build_has("FFMPEG") or build_has("GStreamer"), reason="needs this machine's FFmpeg OpenCV")
+@pytest.mark.parametrize("uri", ["rtsp://127.0.0.1:9/live", "http://127.0.0.1:9/video.mjpg"])
+def test_a_stream_that_refuses_is_retried_then_one_line(uri, monkeypatch):
+    # real OpenCV and FFmpeg against a closed local port: refused at once, tried again until the deadline
+    monkeypatch.delenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", raising=False)  # restored after the test
+    with pytest.raises(UsageError) as err:
+        open_source(parse_source(uri), SourceOptions(timeout=2.0, latency=50))
+    assert str(err.value).startswith(f"cannot open {uri} (3 attempts in 1.5 s); is the stream up and reachable?")
+    expected = "fflags;nobuffer|max_delay;50000" if uri.startswith("rtsp") else None
+    assert os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS") == expected

@@ -15,7 +15,8 @@ def test_parse_source_kinds(tmp_path):
     cases = {"csi://1": ("csi", "1"), "/dev/video0": ("v4l2", "/dev/video0"), "v4l2://2": ("v4l2", "/dev/video2"),
              "v4l2:///dev/video3": ("v4l2", "/dev/video3"), "rtsp://cam.local:8554/live": ("rtsp", "rtsp://cam.local:8554/live"),
              f"file://{tmp_path}/a.png": ("image", f"{tmp_path}/a.png"), str(tmp_path / "clip.mkv"): ("video", str(tmp_path / "clip.mkv")),
-             str(tmp_path): ("images", str(tmp_path)), "synthetic://?frames=7": ("synthetic", "")}
+             str(tmp_path): ("images", str(tmp_path)), "synthetic://?frames=7": ("synthetic", ""),
+             "http://cam.local/video.mjpg": ("http", "http://cam.local/video.mjpg")}
     for uri, (kind, location) in cases.items():
         spec = parse_source(uri)
         assert (spec.kind, spec.location) == (kind, location), uri

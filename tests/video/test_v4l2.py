@@ -104,3 +104,39 @@ def test_format_names():
     assert format_name("auto") is None and format_name("mjpg") == "MJPG" and format_name("yuyv") == "YUYV"
     with pytest.raises(UsageError, match="unknown --input-format 'h264'"):
         format_name("h264")
+
+
+class StandInCapture:
+    """Stands in for cv2.VideoCapture on a V4L2 device (no camera here): records what is asked of it."""
+
+    def __init__(self, device, api):
+        self.calls = [("open", device, api)]
+
+    def set(self, prop, value):
+        self.calls.append((prop, value))
+        return True
+
+
+def test_v4l2_opener_asks_for_the_chosen_mode_format_first(monkeypatch):
+    import types
+
+    import cv2
+
+    from tdm_edge.video import openers
+    from tdm_edge.video.sources import SourceOptions
+
+    stand_in_cv2 = types.SimpleNamespace(VideoCapture=StandInCapture, VideoWriter_fourcc=cv2.VideoWriter_fourcc,
+                                         **{k: getattr(cv2, k) for k in ("CAP_V4L2", "CAP_PROP_FOURCC", "CAP_PROP_FPS",
+                                                                         "CAP_PROP_FRAME_WIDTH", "CAP_PROP_FRAME_HEIGHT")})
+    monkeypatch.setattr(openers, "cv2", lambda: stand_in_cv2)
+    monkeypatch.setattr(openers, "device_modes", lambda device: enumerate_modes(StandInV4L2Device(WEBCAM)))
+    plan = openers.plan_v4l2("/dev/video0", SourceOptions())
+    cap = plan.opener()
+    assert cap.calls == [("open", "/dev/video0", cv2.CAP_V4L2), (cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG")),
+                         (cv2.CAP_PROP_FRAME_WIDTH, 1280), (cv2.CAP_PROP_FRAME_HEIGHT, 720), (cv2.CAP_PROP_FPS, 30.0)]
+    assert plan.notes == ["/dev/video0: MJPG 1280x720 at 30 fps"]
+    cap = openers.plan_v4l2("/dev/video0", SourceOptions(pixel_format="yuyv", width=640)).opener()
+    assert cap.calls[1:] == [(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"YUYV")), (cv2.CAP_PROP_FRAME_WIDTH, 640),
+                             (cv2.CAP_PROP_FRAME_HEIGHT, 480), (cv2.CAP_PROP_FPS, 30.0)]
+    with pytest.raises(UsageError, match="--input-codec h264 with /dev/video0: OpenCV's V4L2 capture decodes MJPEG"):
+        openers.plan_v4l2("/dev/video0", SourceOptions(codec="h264"))
