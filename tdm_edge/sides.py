@@ -31,6 +31,7 @@ DEVICE_MODULES: Tuple[str, ...] = (
 # our modules that need torch (a device module may import them only inside a WORKSTATION_ENTRIES function)
 WORKSTATION_MODULES: Tuple[str, ...] = (
     "tdm_edge.reduce.*", "tdm_edge.export.*", "tdm_edge.quantize.*", "tdm_edge.train.*", "tdm_edge.demo",
+    "tdm_edge.model_catalog", "tdm_edge._catalog_data",  # `models`: what the workstation side can patch
     "tdm_edge.runners.pytorch", "tdm_edge.runners.torch_cuda", "tdm_edge.bench.models", "tdm_edge.bench.tune",
 )
 
@@ -43,7 +44,9 @@ WORKSTATION_ENTRIES: Tuple[str, ...] = (
     "tdm_edge.video.backends:_load_torch", "tdm_edge.video.backends:_default_checkpoint",
     "tdm_edge.bench.backends:RunnerSpec._torch_runner", "tdm_edge.bench.backends:prepare",
     "tdm_edge.bench.backends:_export", "tdm_edge.bench.backends:_quantize_cpu",
-    "tdm_edge.bench.run:environment", "tdm_edge.bench.run:run_bench",
+    "tdm_edge.cli:model_label",  # flops/export name a trained checkpoint's model
+    "tdm_edge.bench.run:environment", "tdm_edge.bench.run:run_bench", "tdm_edge.bench.run:model_name",
+    "tdm_edge.bench.machine:backend_versions", "tdm_edge.bench.machine:gpu_name",  # torch only for bench of models
     "tdm_edge.bench.commands:_cmd_tune", "tdm_edge.bench.commands:_bench_models",
     "tdm_edge.quantize.commands:*", "tdm_edge.train.commands:*",
 )
