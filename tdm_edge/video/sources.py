@@ -99,8 +99,8 @@ def parse_source(uri: str) -> SourceSpec:
             query = tuple((k, v[-1]) for k, v in parse_qs(parts.query).items())
             return SourceSpec("synthetic", parts.netloc, uri, query)
         if scheme != "file":
-            raise UsageError(f"unknown input scheme {scheme}:// in {uri!r}; supported: csi://, v4l2://, rtsp://, http(s)://, "
-                             "file:// (or a path), synthetic://")
+            raise UsageError(f"unknown input scheme {scheme}:// in {uri!r}; supported: csi://, v4l2://, rtsp://, "
+                             "http(s)://, file:// (or a path), synthetic://")
         uri_path = rest
     else:
         uri_path = uri

@@ -125,9 +125,9 @@ def test_v4l2_opener_asks_for_the_chosen_mode_format_first(monkeypatch):
     from tdm_edge.video import openers
     from tdm_edge.video.sources import SourceOptions
 
+    names = ("CAP_V4L2", "CAP_PROP_FOURCC", "CAP_PROP_FPS", "CAP_PROP_FRAME_WIDTH", "CAP_PROP_FRAME_HEIGHT")
     stand_in_cv2 = types.SimpleNamespace(VideoCapture=StandInCapture, VideoWriter_fourcc=cv2.VideoWriter_fourcc,
-                                         **{k: getattr(cv2, k) for k in ("CAP_V4L2", "CAP_PROP_FOURCC", "CAP_PROP_FPS",
-                                                                         "CAP_PROP_FRAME_WIDTH", "CAP_PROP_FRAME_HEIGHT")})
+                                         **{name: getattr(cv2, name) for name in names})
     monkeypatch.setattr(openers, "cv2", lambda: stand_in_cv2)
     monkeypatch.setattr(openers, "device_modes", lambda device: enumerate_modes(StandInV4L2Device(WEBCAM)))
     plan = openers.plan_v4l2("/dev/video0", SourceOptions())
