@@ -3,6 +3,10 @@ reference (tdm_edge.reduce.patch.reduce_tokens, method "bat"): outputs and every
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -10,7 +14,7 @@ from tdm_edge.reduce import merge
 from tdm_edge.reduce.patch import AttentionOutput, reduce_tokens
 from tdm_edge.reduce.schedule import Stage, build_schedule
 
-from .cpu_kernel import CpuKernel, build, compiler
+from .cpu_kernel import KERNEL_DIR, CpuKernel, build, compiler
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +157,23 @@ def test_invalid_sizes_rejected(kernel, sizes, message):
     n, c, keep, pairs, clusters = sizes
     with pytest.raises(ValueError, match=message):
         kernel(torch.zeros(1, n, c), torch.zeros(1, n - 1), keep, pairs, clusters)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(compiler() is None, reason="no host C++ compiler (g++ or clang++) to build the sanitizer driver")
+def test_degenerate_inputs_under_asan_ubsan(tmp_path):
+    """tests/plugins/sanitize_driver.cpp under AddressSanitizer + UndefinedBehaviorSanitizer: 64 runs (NaN, +-Inf
+    and equal importances, zero, duplicate and non-finite tokens; four stage shapes up to DeiT-S stage 1; workspace
+    poisoned with 0xFF and 0x7F), exact-size buffers, every selection a permutation or in range."""
+    exe = tmp_path / "sanitize_driver"
+    cmd = [compiler(), "-std=c++17", "-O1", "-g", "-ffp-contract=off", "-fsanitize=address,undefined",
+           "-fno-sanitize-recover=all", "-Wall", "-Wextra", "-Werror", "-I", str(KERNEL_DIR),
+           str(Path(__file__).with_name("sanitize_driver.cpp")), "-o", str(exe)]
+    built = subprocess.run(cmd, capture_output=True, text=True)
+    if built.returncode != 0 and "sanitize" in built.stderr and "cannot find" in built.stderr:
+        pytest.skip(f"the compiler has no sanitizer runtime: {built.stderr.strip().splitlines()[-1]}")
+    assert built.returncode == 0, built.stderr[-2000:]
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=0", UBSAN_OPTIONS="print_stacktrace=1")
+    run = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert run.stdout.strip() == "cases 64 ok" and run.stderr == ""
