@@ -9,6 +9,9 @@
 #include <cstdint>
 #include <cstring>
 
+// private to each binary: two libraries built with cudacpu in one process keep their own engines
+#pragma GCC visibility push(hidden)
+
 namespace cudacpu
 {
 namespace detail
@@ -121,3 +124,5 @@ inline __half2 __floats2half2_rn(float a, float b) { return __half2{__half(a), _
 inline __half2 __float2half2_rn(float a) { return __half2{__half(a), __half(a)}; }
 inline float __low2float(__half2 h) { return __half2float(h.x); }
 inline float __high2float(__half2 h) { return __half2float(h.y); }
+
+#pragma GCC visibility pop

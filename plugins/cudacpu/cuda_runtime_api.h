@@ -9,6 +9,9 @@
 
 #include <chrono>
 
+// private to each binary: two libraries built with cudacpu in one process keep their own engines
+#pragma GCC visibility push(hidden)
+
 #ifndef CUDART_VERSION
 #define CUDART_VERSION 11040 // the oldest runtime the project supports (JetPack 5); code gated on newer is not built
 #endif
@@ -326,3 +329,5 @@ inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_
     *ms = std::chrono::duration<float, std::milli>(end->when - start->when).count();
     return cudaSuccess;
 }
+
+#pragma GCC visibility pop

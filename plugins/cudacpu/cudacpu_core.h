@@ -33,6 +33,9 @@
 #include <ucontext.h>
 #endif
 
+// private to each binary: two libraries built with cudacpu in one process keep their own engines
+#pragma GCC visibility push(hidden)
+
 // ---- vector types --------------------------------------------------------------------------------------------------
 
 #define CUDACPU_VEC(T, name, a2, a4)                                                                                 \
@@ -206,6 +209,7 @@ extern "C" void cudacpu_switch(void** save, void* to);
 asm(R"(
     .pushsection .text
     .weak cudacpu_switch
+    .hidden cudacpu_switch
     .type cudacpu_switch, @function
 cudacpu_switch:
     pushq %rbp
@@ -277,6 +281,8 @@ inline int blockBarrier(int predicate)
         fail("__syncthreads outside a kernel");
         return 0;
     }
+    if (e.alive != e.fibers.size())
+        fail("__syncthreads reached after other threads of the block exited (undefined in CUDA)");
     e.barrierCount += predicate != 0 ? 1 : 0;
     f->wait = Wait::kBlock;
     if (++e.atBarrier == e.alive)
@@ -347,7 +353,9 @@ inline void exitFiber()
     f->wait = Wait::kDone;
     e.warps[f->warp].exited |= 1u << f->lane;
     --e.alive;
-    if (e.alive > 0 && e.atBarrier == e.alive) // exited threads no longer hold the barrier
+    if (e.atBarrier > 0)
+        fail("a thread exited while others wait at __syncthreads (undefined in CUDA)");
+    if (e.alive > 0 && e.atBarrier == e.alive) // goes on as current GPUs do: exited threads no longer hold it
         releaseBlock();
     toScheduler();
     std::abort(); // never resumed
@@ -620,3 +628,5 @@ inline char const* lastMessage()
 }
 
 } // namespace cudacpu
+
+#pragma GCC visibility pop

@@ -10,6 +10,9 @@
 #include <chrono>
 #include <math.h> // the global isnan, isinf, ... device code calls unqualified
 
+// private to each binary: two libraries built with cudacpu in one process keep their own engines
+#pragma GCC visibility push(hidden)
+
 #define threadIdx (static_cast<uint3 const&>(::cudacpu::detail::gEngine.current->tid))
 #define blockIdx (static_cast<uint3 const&>(::cudacpu::detail::gEngine.blockIdx))
 #define blockDim (static_cast<dim3 const&>(::cudacpu::detail::gEngine.block))
@@ -378,3 +381,5 @@ inline long long clock64()
 {
     return std::chrono::steady_clock::now().time_since_epoch().count();
 }
+
+#pragma GCC visibility pop

@@ -110,6 +110,14 @@ __global__ void maskMisuse(int* out)
         out[threadIdx.x] = __shfl_sync(0x0000ffffu, int(threadIdx.x), 20);
 }
 
+__global__ void earlyExit(int* out)
+{
+    if (threadIdx.x >= 16)
+        return;
+    __syncthreads();
+    out[threadIdx.x] = 1;
+}
+
 __global__ void halves(unsigned short* out)
 {
     float const in[] = {1.0f, 65504.0f, 65520.0f, 5.9604645e-8f, 2.9802322e-8f, 6.1035156e-5f};
@@ -198,6 +206,10 @@ int main()
     maskMisuse<<<1, 32>>>(scratch);
     int const misuse = cudaGetLastError();
     std::printf("mask_misuse %d %s\n", misuse, cudacpu::lastMessage());
+
+    earlyExit<<<1, 32>>>(scratch);
+    int const exited = cudaGetLastError();
+    std::printf("early_exit %d %s\n", exited, cudacpu::lastMessage());
 
     unsigned short* hv = deviceArray<unsigned short>(6, 0);
     halves<<<1, 1>>>(hv);

@@ -211,6 +211,25 @@ def test_thread_order_does_not_change_result(libs, mode, seed):
         cuda.tdm_cudacpu_schedule(0, 0)
 
 
+@pytest.mark.slow
+def test_ucontext_fallback_equals_host(libs, tmp_path):
+    """The portable context switch (POSIX swapcontext: aarch64, Jetson) instead of x86-64's assembly: the same
+    bits on DeiT-S's first stage."""
+    _, host = libs
+    translate.translate_tree(KERNEL_DIR, tmp_path / "src")
+    lib_path = tmp_path / "libucontext.so"
+    cmd = cuda_on_cpu_command([tmp_path / "src" / "batMergeKernel.cu", HERE / "cudacpu_driver.cpp"], tmp_path / "src",
+                              lib_path, extra=("-DCUDACPU_UCONTEXT",))
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-4000:]
+    lib = ctypes.CDLL(str(lib_path))
+    lib.tdm_cudacpu_workspace_size.restype = ctypes.c_size_t
+    lib.tdm_cudacpu_message.restype = ctypes.c_char_p
+    name, x, w, stage = deit_small_cases()[0]
+    x, w = as_f32(x), as_f32(w)
+    assert_same_bits(run_cuda(lib, x, w, stage, stage.n_out), run_host(host, x, w, stage), name)
+
+
 def test_invalid_sizes_return_error_without_launch(libs):
     cuda, _ = libs
     x = np.zeros((1, 9, 4), np.float32)
@@ -257,6 +276,7 @@ def test_runtime_semantics(tmp_path):
     assert got["bad_config"] == "9 0"  # 2048 threads: InvalidConfiguration, cleared by cudaGetLastError
     assert got["deadlock"].startswith("719 ") and "deadlock" in got["deadlock"]
     assert got["mask_misuse"].startswith("719 ") and "not in its mask" in got["mask_misuse"]
+    assert got["early_exit"].startswith("719 ") and "exited" in got["early_exit"]
     assert got["half"] == "15360 31743 31744 1 0 1024"
 
 
