@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from typing import List
 
 import numpy as np
 
-Rounds = list[list[float]]  # one model's times: [[ms of each iteration] for each round]
+Rounds = List[List[float]]  # one model's times: [[ms of each iteration] for each round] (typing's List: Python 3.8)
 
 
 def rotation(names: Sequence[str], round_index: int) -> list[str]:

@@ -24,9 +24,9 @@ branch heads are those of github.com/onnx/onnx-tensorrt as mirrored on 2026-11-2
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Tuple
 
-Release = tuple[int, int]  # (major, minor)
+Release = Tuple[int, int]  # (major, minor); typing's Tuple: this line runs, and the lint runs on Python 3.8
 
 LATEST_10X_MINOR = 15  # the newest 10.x release whose parser changes are recorded below
 TRT_VERSIONS = ("8.5", "8.6", "10", "11")  # the families shown in --help; "10.N" (N = 0..15) is accepted too
