@@ -34,6 +34,8 @@ class RunnerSpec:
     path: str
     precision: str = "fp32"
     threads: int | None = None
+    plugins: tuple = ()  # trt: plugin libraries (default: the engine's sidecar's, found beside it)
+    cuda: str = "auto"  # trt: the CUDA binding (auto | cuda-python | pycuda)
 
     def make(self) -> Runner:
         if self.backend == "ort":
@@ -43,7 +45,7 @@ class RunnerSpec:
         if self.backend == "trt":
             from ..runners.tensorrt import TensorRTRunner
 
-            return TensorRTRunner(self.path)
+            return TensorRTRunner(self.path, plugins=list(self.plugins), cuda=self.cuda)
         return self._torch_runner()
 
     def _torch_runner(self) -> Runner:
@@ -62,7 +64,7 @@ class RunnerSpec:
 
 
 def prepare(models: dict, backend: str, precision: str, batch: int, folder: str,
-            threads: int | None = None, log=print) -> dict[str, RunnerSpec]:
+            threads: int | None = None, log=print, plugins: tuple = (), cuda: str = "auto") -> dict[str, RunnerSpec]:
     """Write what ``backend`` needs for every model into ``folder``; ``{key: RunnerSpec}`` in the same order."""
     import torch
 
@@ -80,8 +82,8 @@ def prepare(models: dict, backend: str, precision: str, batch: int, folder: str,
         if backend == "ort":
             path = _quantize_cpu(onnx_path, stem + ".int8.onnx") if precision == "int8" else onnx_path
         else:
-            path = _build_engine(onnx_path, stem + ".engine", precision)
-        specs[key] = RunnerSpec(backend, path, precision, threads)
+            path = _build_engine(onnx_path, stem + ".engine", precision, plugins, log)
+        specs[key] = RunnerSpec(backend, path, precision, threads, tuple(plugins), cuda)
     return specs
 
 
@@ -105,8 +107,10 @@ def _quantize_cpu(onnx_path: str, out: str) -> str:
     return out
 
 
-def _build_engine(onnx_path: str, out: str, precision: str) -> str:
-    from ..engine.build import build_engine
+def _build_engine(onnx_path: str, out: str, precision: str, plugins=(), log=print) -> str:
+    from ..engine.build import build_engine, log_lines
 
-    build_engine(onnx_path, out, precision=precision)
+    report = build_engine(onnx_path, out, precision=precision, plugins=plugins)
+    for line in log_lines(report.messages) + [f"warning: {n}" for n in report.notes]:  # TensorRT's, not swallowed
+        log(f"  {line}")
     return out

@@ -141,3 +141,47 @@ def precision_from_onnx(version: str, precision: str, onnx_precision: str, stron
     elif precision == "int8" and onnx_precision != "int8":
         raise UsageError("--precision int8 needs a Q/DQ ONNX (tdm-edge calibrate writes one); "
                          "tdm-edge does no implicit INT8 calibration")
+
+
+def _package_version(*names: str) -> str | None:
+    """The installed version of the first distribution found among ``names`` (no import), or None."""
+    from importlib import metadata
+
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def backend_versions(backend: str) -> dict:
+    """What ``bench`` records about the software under a backend: versions, the GPU, the CUDA binding.
+
+    ``trt``: TensorRT (``tensorrt.__version__``: JetPack's apt package has no pip metadata), cuda-python, pycuda;
+    ``ort``: ONNX Runtime; ``torch``/``torch-cuda``: torch and the CUDA it was built with. Every backend gets the
+    GPU as the CUDA driver names it (``"unknown"`` without one). Nothing missing raises: its value is None.
+    """
+    from ..runners.gpu_info import gpu_info
+
+    found: dict = {}
+    if backend == "trt":
+        try:
+            import tensorrt
+
+            found["tensorrt"] = str(tensorrt.__version__)
+        except ImportError:
+            found["tensorrt"] = None
+        found["cuda_python"] = _package_version("cuda-bindings", "cuda-python")
+        found["pycuda"] = _package_version("pycuda")
+    elif backend == "ort":
+        found["onnxruntime"] = _package_version("onnxruntime", "onnxruntime-gpu")
+    elif backend in ("torch", "torch-cuda"):
+        found["torch"] = _package_version("torch")
+        import sys
+
+        torch = sys.modules.get("torch")  # imported by the backend already; never imported here for a version
+        found["torch_cuda"] = getattr(getattr(torch, "version", None), "cuda", None) if torch else None
+    name, capability = gpu_info()
+    found["gpu"] = {"name": name, "compute_capability": capability}
+    return found

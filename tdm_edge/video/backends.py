@@ -50,6 +50,10 @@ def load_model(args: argparse.Namespace) -> LoadedModel:
     if not model:
         _default_checkpoint(args)
         loaded = _load_torch(args, device)
+    elif suffix == ".onnx" and backend == "trt":  # engine on first run, cached (tdm_edge.engine.cache, H4)
+        from ..engine.cache import engine_for_args
+
+        loaded = _load_engine(str(engine_for_args(model, args)), args)
     elif suffix == ".onnx":
         if backend not in ("auto", "ort"):
             raise _mismatch(model, backend, "an .onnx model runs on ONNX Runtime (--backend ort); build an .engine "
@@ -130,7 +134,9 @@ def _load_engine(path: str, args: argparse.Namespace) -> LoadedModel:
         names = [o["name"] for o in meta.get("onnx", {}).get("outputs", []) if o["name"].startswith("tdm_")]
         if not names:
             raise UsageError(f"{path} has no selection outputs; export with --selection-outputs and rebuild it")
-    return LoadedModel(TensorRTRunner(path), meta, "trt", names)
+    from ..engine.cache import runner_options
+
+    return LoadedModel(TensorRTRunner(path, **runner_options(args)), meta, "trt", names)
 
 
 def _load_torch(args: argparse.Namespace, device: str) -> LoadedModel:

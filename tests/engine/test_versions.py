@@ -69,3 +69,49 @@ def test_one_notion_of_which_tensorrt(version):
     target = parse_target(lint_target(version))
     gen = versions.generation(version)
     assert target.first[0] == int(gen.split(".")[0]) and (gen not in ("8.5", "8.6") or target.name == gen)
+
+
+def test_backend_versions_name_the_software_and_the_gpu(monkeypatch):
+    import sys
+    import types
+
+    from tdm_edge.runners import gpu_info
+
+    monkeypatch.setattr(gpu_info, "gpu_info", lambda device=0: ("FakeGPU Orin", "8.7"))
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__="10.3.0.30"))
+    trt = versions.backend_versions("trt")
+    assert trt["tensorrt"] == "10.3.0.30" and trt["gpu"] == {"name": "FakeGPU Orin", "compute_capability": "8.7"}
+    from importlib import metadata
+
+    assert trt["cuda_python"] == metadata.version("cuda-bindings") and trt["pycuda"] is None
+    assert versions.backend_versions("ort")["onnxruntime"] == metadata.version("onnxruntime")
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # not installed
+    assert versions.backend_versions("trt")["tensorrt"] is None
+
+
+def test_gpu_info_from_the_driver_without_a_binding():
+    """libcuda through ctypes: a stand-in driver library answers as the real one would; none gives "unknown"."""
+    import ctypes
+
+    from tdm_edge.runners.gpu_info import gpu_info
+
+    class StandInLibcuda:  # the four driver calls gpu_info makes, with the driver's out-parameter convention
+        def cuInit(self, flags):
+            return 0
+
+        def cuDeviceGet(self, out, ordinal):
+            ctypes.cast(out, ctypes.POINTER(ctypes.c_int))[0] = ordinal
+            return 0
+
+        def cuDeviceGetName(self, buf, size, dev):
+            ctypes.memmove(buf, b"Orin\0", 5)
+            return 0
+
+        def cuDeviceGetAttribute(self, out, attr, dev):
+            ctypes.cast(out, ctypes.POINTER(ctypes.c_int))[0] = {75: 8, 76: 7}[attr]
+            return 0
+
+    assert gpu_info(0, StandInLibcuda()) == ("Orin", "8.7")
+    failing = StandInLibcuda()
+    failing.cuInit = lambda flags: 100  # CUDA_ERROR_NO_DEVICE
+    assert gpu_info(0, failing) == ("unknown", "unknown")
