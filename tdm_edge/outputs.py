@@ -72,6 +72,28 @@ def writable_folder(path: str | os.PathLike, what: str = "folder") -> Path:
     return path
 
 
+@contextlib.contextmanager
+def removed_if_failed(path: str | os.PathLike):
+    """Around work that creates the folder ``path``: when the work raises (or is interrupted), the folders it
+    created, ``path`` and any parents that did not exist before, are removed again if they are still empty. A
+    folder that existed before, or that holds a file, is never touched."""
+    path = Path(path).absolute()
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)  # deepest first
+    try:
+        yield
+    except BaseException:
+        for folder in missing:
+            try:
+                folder.rmdir()  # only succeeds when empty
+            except OSError:
+                break
+        raise
+
+
 def umask_mode() -> int:
     """The mode a new file gets from ``open()`` under the current umask (``0o666 & ~umask``)."""
     mask = os.umask(0)

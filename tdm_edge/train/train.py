@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import UsageError, first_line
 from ..limits import CLUSTER_RATIO, KNN
-from ..outputs import writable_folder
+from ..outputs import removed_if_failed, writable_folder
 
 
 @dataclass
@@ -86,6 +86,23 @@ def check_config(cfg: TrainConfig) -> None:
                             f"epoch at keep {cfg.keep_rate} in {cfg.epochs} epochs")
     if not 0.0 <= cfg.scale[0] <= cfg.scale[1] <= 1.0:
         raise UsageError(f"--scale must be two numbers 0 <= lo <= hi <= 1, got {cfg.scale}")
+    for name, value, low, high in NUMBER_RULES:
+        value = getattr(cfg, value)
+        if value is None:
+            continue
+        if not (math.isfinite(value) and low <= value <= high):  # NaN and Inf fail too
+            raise UsageError(f"--{name} must be a number in [{low:g}, {high:g}], got {value}")
+    if cfg.lr is not None and cfg.lr <= 0:
+        raise UsageError(f"--lr must be > 0, got {cfg.lr}")
+    if cfg.lr_per_512 <= 0:
+        raise UsageError(f"--lr-per-512 must be > 0, got {cfg.lr_per_512}")
+
+
+# (option, field, lowest, highest): every float setting of a run, checked before anything is loaded
+NUMBER_RULES = (("lr", "lr", 0.0, 10.0), ("lr-per-512", "lr_per_512", 0.0, 10.0), ("min-lr", "min_lr", 0.0, 10.0),
+                ("warmup-lr", "warmup_lr", 0.0, 10.0), ("weight-decay", "weight_decay", 0.0, 10.0),
+                ("mixup", "mixup", 0.0, 100.0), ("cutmix", "cutmix", 0.0, 100.0), ("smoothing", "smoothing", 0.0, 0.999),
+                ("hflip", "hflip", 0.0, 1.0))  # keep rate and cluster ratio: the schedule's own checks
 
 
 class _Dist:
@@ -172,6 +189,22 @@ def _prepare_output(output: str, resume: bool) -> Path:
     return out
 
 
+def _load_resume(path: Path, device) -> dict:
+    """The training state in ``last.pth``; a file that is not one (truncated, another format) is one line."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError... for a damaged file
+        raise UsageError(f"cannot resume from {path}: not a readable training checkpoint "
+                         f"({first_line(err, with_type=True)[:120]})") from None
+    needed = ("model", "optimizer", "scheduler", "scaler", "epoch", "best_top1", "history", "record")
+    missing = [k for k in needed if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise UsageError(f"cannot resume from {path}: not a tdm-edge training checkpoint (no {missing[0]!r})")
+    return ckpt
+
+
 def load_initial(model, path: str, labels: list[str]) -> None:
     """Load fine-tuning weights; a classifier of another size (e.g. ImageNet's) is left freshly initialised.
 
@@ -213,6 +246,17 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int], None] | None = None) -
         cfg: the settings.
         on_step: called as ``on_step(epoch, step)`` after every optimizer step (tests use it to interrupt a run).
     """
+    from . import data as D
+
+    check_config(cfg)
+    train_dir, val_dir = D.split_folders(cfg.data, cfg.val)
+    labels = D.scan_image_folder(train_dir)
+    D.check_labels(D.scan_image_folder(val_dir), labels, f"the training classes of {train_dir}", val_dir)
+    with removed_if_failed(cfg.output):  # a run that fails before writing anything leaves no empty folder
+        return _train(cfg, on_step, train_dir, val_dir, labels)
+
+
+def _train(cfg: TrainConfig, on_step, train_dir: Path, val_dir: Path, labels: list[str]) -> dict:
     import torch
     from timm.data import Mixup
     from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
@@ -227,10 +271,6 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int], None] | None = None) -
     from .trained import save_trained
     from ..reduce.patch import patch_vit
 
-    check_config(cfg)
-    train_dir, val_dir = D.split_folders(cfg.data, cfg.val)
-    labels = D.scan_image_folder(train_dir)
-    D.check_labels(D.scan_image_folder(val_dir), labels, f"the training classes of {train_dir}", val_dir)
     out = _prepare_output(cfg.output, cfg.resume)
     reduction = dict(prune_blocks=cfg.prune_blocks, cluster_ratio=cfg.cluster_ratio, knn=cfg.knn, tome_r=cfg.tome_r)
     _seed_everything(cfg.seed)  # the same initial weights in every process and every run with this seed
@@ -273,7 +313,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int], None] | None = None) -
 
         start, best, history = 0, -1.0, []
         if cfg.resume:
-            ckpt = torch.load(out / "last.pth", map_location=dist.device, weights_only=True)
+            ckpt = _load_resume(out / "last.pth", dist.device)
             if ckpt["record"]["labels"] != labels or ckpt["record"]["model"] != cfg.model or \
                     ckpt["record"]["reduction"]["method"] != cfg.method:
                 raise UsageError(f"{out / 'last.pth'} is a run of {ckpt['record']['model']} "

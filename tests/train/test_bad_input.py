@@ -95,3 +95,46 @@ def test_unwritable_output(shapes, tmp_path, capsys):
     _one_line(capsys, "cannot create output folder")
     assert main(["make-dataset", str(blocker / "d"), "--quiet"]) == 2
     _one_line(capsys, "cannot create")
+
+
+@pytest.mark.parametrize("option,value", [("--lr", "nan"), ("--lr", "inf"), ("--lr", "0"), ("--lr", "-1e-3"),
+                                          ("--min-lr", "nan"), ("--weight-decay", "-1"), ("--mixup", "inf"),
+                                          ("--smoothing", "1"), ("--hflip", "1.5"), ("--lr-per-512", "nan")])
+def test_non_finite_or_out_of_range_numbers_refused_before_work(shapes, tmp_path, capsys, option, value):
+    out = tmp_path / "fresh" / "run"
+    assert _train(shapes, out, f"{option}={value}") == 2  # "=" so that "-1" is a value
+    _one_line(capsys, option.lstrip("-").split("-")[0])
+    assert not (tmp_path / "fresh").exists()  # nothing created
+
+
+def test_failed_run_leaves_no_empty_folder(shapes, tmp_path, capsys):
+    out = tmp_path / "a" / "b" / "run"
+    assert _train(shapes, out, "--batch-size", "4096") == 2  # fewer images than one batch: fails after mkdir
+    _one_line(capsys, "fewer than one batch")
+    assert not (tmp_path / "a").exists()  # the run folder and the parents it made are gone
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    assert _train(shapes, kept, "--batch-size", "4096") == 2
+    capsys.readouterr()
+    assert (kept / "notes.txt").read_text() == "mine"  # a folder that existed is never removed
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage, not a checkpoint", b"PK\x03\x04truncated zip"])
+def test_resume_of_a_corrupt_checkpoint_is_one_line(shapes, tmp_path, capsys, content):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "last.pth").write_bytes(content)
+    assert _train(shapes, out, "--resume") == 2
+    _one_line(capsys, "cannot resume from", "last.pth")
+    assert (out / "last.pth").read_bytes() == content  # untouched
+
+
+def test_resume_of_a_foreign_torch_file_names_what_is_missing(shapes, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    import torch
+
+    torch.save({"weights": torch.zeros(2)}, out / "last.pth")
+    assert _train(shapes, out, "--resume") == 2
+    _one_line(capsys, "not a tdm-edge training checkpoint", "'model'")
