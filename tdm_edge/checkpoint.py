@@ -100,7 +100,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         found = f"top-level keys: {list(obj)[:5]}" if isinstance(obj, Mapping) else f"a {type(obj).__name__}"
         raise UsageError(f"{path} holds no state_dict of tensors ({found})")
-    return {k.removeprefix("module."): v for k, v in obj.items()}
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}  # DDP's prefix
 
 
 def load_checkpoint(model: torch.nn.Module, path: str | os.PathLike, name: str = "model") -> torch.nn.Module:
