@@ -9,8 +9,11 @@ def capped(text: str, limit: int = MAX_LINE) -> str:
     text = " ".join(text.split())
     if len(text) <= limit:
         return text
-    tail = f" ... ({len(text) - limit} more characters)"
-    return text[:limit - len(tail)].rstrip() + tail
+    keep = limit
+    for _ in range(3):  # the tail's length depends on the count it states
+        tail = f" ... ({len(text) - keep} more characters)"
+        keep = limit - len(tail)
+    return text[:keep] + f" ... ({len(text) - keep} more characters)"
 
 
 def first_line(err: BaseException, with_type: bool = False) -> str:

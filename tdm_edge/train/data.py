@@ -16,6 +16,14 @@ from ..errors import UsageError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
 
 
+def _has_images(folder: Path) -> bool:
+    return any(p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir())
+
+
+def _has_subfolders(folder: Path) -> bool:
+    return any(p.is_dir() and not p.name.startswith(".") for p in folder.iterdir())
+
+
 def scan_image_folder(root: str | os.PathLike, verify: bool = True) -> list[str]:
     """The class names of an ImageFolder (sorted, as torchvision assigns indices); raises one-line UsageErrors.
 
@@ -34,6 +42,10 @@ def scan_image_folder(root: str | os.PathLike, verify: bool = True) -> list[str]
     stray = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     if stray:
         raise UsageError(f"{root} has images outside class folders (e.g. {stray[0]}); put each in {root}/<class>/")
+    splits = [name for name in ("train", "val") if name in classes]
+    if splits and all(not _has_images(root / name) and _has_subfolders(root / name) for name in splits):
+        raise UsageError(f"{root} holds the splits {'/, '.join(splits)}/ rather than class folders: pass "
+                         f"{root / splits[-1]} (eval) or {root} with tdm-edge train --data")
     for name in classes:
         files = [p for p in (root / name).iterdir() if p.is_file() and not p.name.startswith(".")]
         images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]

@@ -138,3 +138,12 @@ def test_resume_of_a_foreign_torch_file_names_what_is_missing(shapes, tmp_path, 
     torch.save({"weights": torch.zeros(2)}, out / "last.pth")
     assert _train(shapes, out, "--resume") == 2
     _one_line(capsys, "not a tdm-edge training checkpoint", "'model'")
+
+
+def test_eval_on_the_folder_that_holds_the_splits(shapes, tmp_path, capsys):
+    """``--data data/shapes`` (train/ and val/ inside) names the splits, not "class folder train has no images"."""
+    from tdm_edge.train.trained import demo_model_path
+
+    assert main(["eval", "--checkpoint", str(demo_model_path()), "--data", str(shapes)]) == 2
+    _one_line(capsys, "holds the splits train/, val/", str(shapes / "val"))
+
