@@ -27,9 +27,9 @@ CUDA_CHOICES = ("auto", "cuda-python", "pycuda")  # == runners.cuda_pycuda.CUDA_
 HEARTBEAT_S = 30.0
 
 
-def add_engine_arguments(parser) -> None:
+def add_engine_arguments(cli) -> None:
     """``--plugins``, ``--engine-cache``, ``--rebuild``, ``--cuda``: the TensorRT options of run, bench and tune."""
-    group = parser.add_argument_group("TensorRT (--backend trt)")
+    group = cli.add_argument_group("TensorRT (--backend trt)")
     group.add_argument("--plugins", action="append", default=[], metavar="PATH",
                        help="plugin library an engine needs (repeatable); default: the ones its sidecar lists, found "
                        "beside the engine or on $TDM_EDGE_PLUGIN_PATH")
@@ -173,26 +173,26 @@ def cached_engine(onnx_path: str | os.PathLike, *, precision: str | None = None,
 
         gpu = gpu_info()
     precision = _precision(onnx_path, precision, version, dla_core)
-    engine = engine_path(onnx_path, folder, version, gpu, precision, dla_core)
+    built = engine_path(onnx_path, folder, version, gpu, precision, dla_core)
     hashes = [sha256_file(p) for p in plugins] if plugins else None
-    if engine.is_file() and not rebuild:
+    if built.is_file() and not rebuild:
         try:
-            record = read_sidecar(engine)
+            record = read_sidecar(built)
             diffs = mismatches(record, onnx_sha256=sha256_file(onnx_path), trt_version=version,
                                compute_capability=gpu[1], precision=precision, dla_core=dla_core,
                                plugin_hashes=hashes)
         except UsageError as err:
             diffs = [str(err)]
         if not diffs:
-            log(f"using the cached engine {engine}")
-            return engine
-        log(f"the cached engine {engine.name} does not match ({'; '.join(diffs)}): rebuilding it")
+            log(f"using the cached engine {built}")
+            return built
+        log(f"the cached engine {built.name} does not match ({'; '.join(diffs)}): rebuilding it")
     if not os.access(folder, os.W_OK):
         raise UsageError(f"cannot write the engine into {folder}: give a writable --engine-cache DIR")
-    log(f"building {engine.name} with TensorRT {version} ({precision}); once, then cached (minutes on a Jetson)")
+    log(f"building {built.name} with TensorRT {version} ({precision}); once, then cached (minutes on a Jetson)")
     try:
-        with _Heartbeat(log, engine.name, heartbeat_s):
-            report = build_engine(onnx_path, engine, precision=precision,
+        with _Heartbeat(log, built.name, heartbeat_s):
+            report = build_engine(onnx_path, built, precision=precision,
                                   timing_cache=timing_cache_path(folder, version), dla_core=dla_core,
                                   plugins=plugins, verbose=verbose, trt=trt, gpu=gpu)
     except ParserFailure as err:
@@ -206,8 +206,8 @@ def cached_engine(onnx_path: str | os.PathLike, *, precision: str | None = None,
         raise DeviceError(str(err)) from None
     for line in log_lines(report.messages, verbose) + [f"warning: {n}" for n in report.notes]:
         log(line)
-    log(f"built {engine} in {report.seconds:.0f} s")
-    return engine
+    log(f"built {built} in {report.seconds:.0f} s")
+    return built
 
 
 def engine_for_args(onnx_path: str | os.PathLike, args: argparse.Namespace, precision: str | None = None) -> Path:

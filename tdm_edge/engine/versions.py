@@ -131,13 +131,15 @@ def precision_from_onnx(version: str, precision: str, onnx_precision: str, stron
         precision: what the user asked for.
         onnx_precision: what the ONNX holds: "int8" (Q/DQ nodes), "fp16" (fp16 weights) or "fp32".
     """
-    if strongly_typed(version):
+    if strongly_typed(version, strongly):
         if precision != onnx_precision:
+            what = f"TensorRT {version} builds" if generation(version) == "11" else "--strongly-typed builds"
             raise UsageError(
-                f"TensorRT {version} builds strongly typed networks: the precision is the ONNX's ({onnx_precision}),"
+                f"{what} strongly typed networks: the precision is the ONNX's ({onnx_precision}),"
                 f" so --precision {precision} needs an {precision} ONNX"
                 + (" (tdm-edge calibrate writes the Q/DQ graph)" if precision == "int8" else
-                   " (an fp16 export that keeps token selection in fp32)" if precision == "fp16" else ""))
+                   ": tdm-edge export --precision fp16 writes one (token selection kept in fp32)"
+                   if precision == "fp16" else ""))
     elif precision == "int8" and onnx_precision != "int8":
         raise UsageError("--precision int8 needs a Q/DQ ONNX (tdm-edge calibrate writes one); "
                          "tdm-edge does no implicit INT8 calibration")

@@ -238,6 +238,7 @@ class FakeTensorRT(types.ModuleType):
                 return fake.network
 
             def create_builder_config(self) -> Config:
+                fake.frozen = False  # a new config for a new build (the last one stays built)
                 fake.config = Config()
                 return fake.config
 

@@ -141,7 +141,7 @@ def test_build_without_tensorrt_exits_2_with_one_line(tiny_onnx, tmp_path, capsy
 def test_build_command_prints_parser_lines(tiny_onnx, tmp_path, capsys, monkeypatch):
     fake = FakeTensorRT("10.3.0", parse_errors=[(1, "bad K")])
     monkeypatch.setattr("tdm_edge.engine.build.import_tensorrt", lambda: fake)
-    monkeypatch.setattr("tdm_edge.runners.cuda_rt.device_info", lambda device=0: GPU)
+    monkeypatch.setattr("tdm_edge.runners.gpu_info.gpu_info", lambda device=0: GPU)
     assert main(["build", str(tiny_onnx), "-o", str(tmp_path / "m.engine")]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[1] == "tdm-edge build: node 1 (TopK '/blocks.3/TopK'): bad K"
@@ -166,3 +166,94 @@ def test_a_real_export_builds_and_its_schedule_reaches_the_sidecar(tmp_path):
     assert side["token_schedule"]["stage_tokens"] == model.tdm_schedule.stage_tokens
     assert side["precision"] == "fp16" and side["metadata"]["onnx"]["batch"] == 2
     assert side["onnx"]["sha256"] == sha256_file(tmp_path / "bat.onnx")
+
+
+def test_timing_cache_is_checked_and_written_after_the_engine(tiny_onnx, tmp_path, monkeypatch):
+    from tdm_edge.engine import build as build_module
+
+    written = []
+    real_write = build_module.atomic_write
+    monkeypatch.setattr(build_module, "atomic_write", lambda path, data: (written.append(path.name),
+                                                                          real_write(path, data)))
+    cache = tmp_path / "t.cache"
+    cache.write_bytes(b"from another GPU")
+    fake = FakeTensorRT("10.3.0", cache_mismatch=True)
+    report = build(fake, tiny_onnx, tmp_path, timing_cache=cache)
+    # refused (set_timing_cache returned False): a fresh cache is used instead, and the build goes on
+    assert fake.names("set_timing_cache") == [(b"from another GPU",), (b"",)]
+    assert report.notes == [f"timing cache {cache} is from another GPU or TensorRT: not used; a new one replaces it"]
+    assert fake.before("set_timing_cache", "build_serialized_network")
+    assert written[0] == "m.engine" and written[-1] == "t.cache"  # the engine is safe before the cache is touched
+    assert cache.read_bytes() == b"+timings"
+
+
+def test_a_failing_timing_cache_write_keeps_the_engine(tiny_onnx, tmp_path):
+    cache = tmp_path / "t.cache"
+    cache.mkdir()  # a folder where the cache file goes: reading and writing it fail
+    with pytest.raises(IsADirectoryError):
+        cache.read_bytes()
+    fake = FakeTensorRT("10.3.0")
+    from tdm_edge.engine import build as build_module
+
+    notes: list = []
+    build_module._write_timing_cache(fake.Builder(None).create_builder_config(), cache, notes)
+    assert len(notes) == 1 and notes[0].startswith(f"timing cache not saved to {cache}")
+
+
+def test_the_builder_config_is_complete_before_the_build(tiny_onnx, tmp_path):
+    """FakeTensorRT freezes the config at build_serialized_network: every setting precedes it in the one log."""
+    fake = FakeTensorRT("8.6.1", dla_cores=1)
+    build(fake, tiny_onnx, tmp_path, precision="fp16", dla_core=0, workspace_mib=64, timing_cache=tmp_path / "c")
+    settings = ["set_flag", "set_memory_pool_limit", "layer.precision", "config.DLA_core",
+                "config.default_device_type", "set_timing_cache"]
+    assert all(fake.before(kind, "build_serialized_network") for kind in settings)
+    from .fake_trt import FakeMisuse
+
+    with pytest.raises(FakeMisuse, match="set_flag after build_serialized_network"):
+        fake.config.set_flag(fake.BuilderFlag.FP16)  # what a late setting would do: the stand-in refuses it
+
+
+def test_dla_fp32_becomes_fp16_as_trtexec_and_pools_by_trtexec_names(tiny_onnx, tmp_path):
+    from tdm_edge.engine.versions import parse_memory_pools
+
+    fake = FakeTensorRT("10.3.0", dla_cores=2)
+    pools = parse_memory_pools("workspace:1024,dlaSRAM:0.5M,dlaLocalDRAM:1G,dlaGlobalDRAM:512K")
+    report = build(fake, tiny_onnx, tmp_path, precision="fp32", dla_core=1, memory_pools=pools)
+    assert report.precision == "fp16" and ("FP16",) in fake.names("set_flag")
+    assert report.notes == ["--dla: DLA runs fp16 or int8, so this fp32 build uses fp16 (as trtexec --useDLACore "
+                            "does)"]
+    assert fake.names("set_memory_pool_limit") == [("WORKSPACE", 1 << 30), ("DLA_MANAGED_SRAM", 1 << 19),
+                                                   ("DLA_LOCAL_DRAM", 1 << 30), ("DLA_GLOBAL_DRAM", 1 << 19)]
+    with pytest.raises(UsageError, match="unknown pool 'sram'; trtexec's names: workspace, dlaSRAM"):
+        parse_memory_pools("sram:1")
+    with pytest.raises(UsageError, match="DLA runs fp16 or int8.*export --precision fp16"):
+        build(FakeTensorRT("11.0.0.114", dla_cores=1), tiny_onnx, tmp_path, dla_core=0)
+
+
+def test_strongly_typed_on_10_and_the_11_refusal_names_the_fix(tmp_path, tiny_onnx):
+    fake = FakeTensorRT("10.3.0")
+    half = write_onnx(tmp_path / "h.onnx", dtype=np.float16)
+    report = build(fake, half, tmp_path, strongly_typed=True)
+    assert fake.names("create_network") == [(1 << 1,)]  # STRONGLY_TYPED (10.x value 1)
+    assert report.precision == "fp16" and fake.names("set_flag") == [] and report.pinned_fp32_layers == 0
+    with pytest.raises(UsageError, match="--strongly-typed needs TensorRT 10 or newer"):
+        build(FakeTensorRT("8.6.1"), half, tmp_path, strongly_typed=True)
+    with pytest.raises(UsageError, match=r"--precision fp16 needs an fp16 ONNX: tdm-edge export --precision fp16"):
+        build(FakeTensorRT("11.0.0.114"), tiny_onnx, tmp_path, precision="fp16")
+
+
+def test_build_prints_tensorrt_errors_and_summarised_warnings(tiny_onnx, tmp_path, capsys, monkeypatch):
+    log = [("WARNING", "LayerNorm in fp16 may overflow")] * 3 + [("WARNING", f"w{i}") for i in range(4)] + \
+        [("ERROR", "a tactic failed"), ("INFO", "detail")]
+    fake = FakeTensorRT("10.3.0", log=log)
+    monkeypatch.setattr("tdm_edge.engine.build.import_tensorrt", lambda: fake)
+    monkeypatch.setattr("tdm_edge.runners.gpu_info.gpu_info", lambda device=0: GPU)
+    assert main(["build", str(tiny_onnx), "-o", str(tmp_path / "m.engine")]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "random weights" not in line]
+    assert err == ["tdm-edge build: TensorRT error: a tactic failed",
+                   "tdm-edge build: TensorRT warning: LayerNorm in fp16 may overflow",
+                   "tdm-edge build: TensorRT warning: w0", "tdm-edge build: TensorRT warning: w1",
+                   "tdm-edge build: TensorRT gave 7 warning(s), 5 distinct; --verbose prints them all"]
+    assert main(["build", str(tiny_onnx), "-o", str(tmp_path / "m.engine"), "--verbose"]) == 0
+    err = capsys.readouterr().err
+    assert "TensorRT warning: w3" in err and "TensorRT info: detail" in err
