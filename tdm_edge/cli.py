@@ -72,7 +72,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from .lint.check import check_model, load_model
 
     model = load_model(args.model)
-    findings = check_model(model, args.trt)
+    findings = check_model(model, args.trt, precision=args.precision)
     nodes = len(model.graph.node)
     if not findings:
         print(f"{args.model}: clean for TensorRT {args.trt} ({nodes} nodes)")
@@ -238,11 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="the .onnx file")
     p.add_argument("--trt", choices=TRT_TARGETS, default="10", metavar="{8.5,8.6,10,10.0..10.15,11}",
                    help="TensorRT release to check for; 10 = every 10.x (default 10)")
+    p.add_argument("--precision", choices=("fp32", "fp16"), default=None,
+                   help="the engine precision you will build (default: the export's metadata, else the ONNX's "
+                        "own types); TensorRT 11 builds only in the ONNX's types")
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("export", help="export to ONNX with static token counts, verified against PyTorch")
     add_model_arguments(p)
     p.add_argument("-o", "--output", required=True, help="the .onnx file to write (a sidecar .json goes beside it)")
+    add_force_argument(p)
     batch = p.add_mutually_exclusive_group()
     batch.add_argument("--batch", type=in_range(int, 1, MAX_BATCH, "--batch"), default=1,
                        help="static batch size (default 1)")

@@ -38,10 +38,18 @@ from ..limits import OPSETS
 from ..outputs import check_output_path as _check_path, sidecar_path, write_files
 from ..provenance import describe_weights, weights_of
 from ..reduce.patch import count_tokens, schedule_of
+from ..lint.precision import fp32_layers
 from ..metadata import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, read_metadata  # noqa: F401 (re-exported)
+from . import fp16
 from .layer_norm import decomposed_layer_norm
 from .verify import SelectionProbe, VerifyReport, run_with_selections, verify
 
+
+
+# Verification limits per export precision: ``atol`` on the logits (ONNX Runtime vs fp32 PyTorch), and the
+# near-tie tolerance of a decoupling order relative to the largest importance (see verify.verify): for fp16 one
+# fp16 step (2^-10 relative), i.e. two importances fp16 could not tell apart at the scale of the largest.
+VERIFY_TOLERANCES = {"fp32": {"atol": 1e-4, "order_rtol": 1e-6}, "fp16": {"atol": 1e-2, "order_rtol": 2.0 ** -10}}
 
 
 class VerificationError(RuntimeError):
@@ -75,15 +83,15 @@ class ExportReport:
         return "\n".join(lines)
 
 
-def check_output_path(path: str | os.PathLike, sidecar: bool = True) -> Path:
+def check_output_path(path: str | os.PathLike, sidecar: bool = True, force: bool = False) -> Path:
     """Raise :class:`UsageError` unless the ``.onnx`` (and its sidecar ``.json``) can be written; no torch needed.
 
     See :func:`tdm_edge.outputs.check_output_path`: the name ends in ``.onnx``, neither path is a directory or
     another non-regular file, the directory exists and is writable.
     """
-    path = _check_path(path, suffix=".onnx")
+    path = _check_path(path, suffix=".onnx", force=force)
     if sidecar:
-        _check_path(sidecar_path(path), what="sidecar")
+        _check_path(sidecar_path(path), what="sidecar", force=force)
     return path
 
 
@@ -107,7 +115,7 @@ def _check_model(model: torch.nn.Module) -> None:
 
 def build_metadata(model: torch.nn.Module, *, name: str | None, batch: int | None, opset: int,
                    labels: list[str] | None = None, native_layer_norm: bool = False,
-                   weights: str | dict | None = None) -> dict:
+                   weights: str | dict | None = None, precision: str = "fp32") -> dict:
     """The JSON that travels with an exported model (also returned in :class:`ExportReport`).
 
     ``weights`` (default: what the model recorded, :func:`tdm_edge.provenance.weights_of`) is ``"random"`` or
@@ -138,6 +146,7 @@ def build_metadata(model: torch.nn.Module, *, name: str | None, batch: int | Non
         "tool": {"name": "tdm-edge", "version": __version__, "torch": torch.__version__.split("+")[0],
                  "timm": timm.__version__, "onnx": onnx.__version__, "exporter": "torch.onnx (TorchScript)"},
         "layer_norm": "native" if native_layer_norm else "decomposed",
+        "precision": precision,
         "model": {"name": name or cfg.get("architecture"), "num_classes": model.num_classes,
                   "embed_dim": model.embed_dim, "depth": len(model.blocks),
                   "num_heads": model.blocks[0].attn.num_heads, "patch_size": list(model.patch_embed.patch_size)},
@@ -187,15 +196,21 @@ def verification_record(report: VerifyReport | None) -> dict:
 
 
 def _trace(model: torch.nn.Module, example: torch.Tensor, names: list[str], opset: int, dynamic: bool,
-           native_layer_norm: bool = False):
-    """Trace ``SelectionProbe(model)`` to an ONNX ModelProto with outputs ``logits`` + the selection ``names``."""
+           native_layer_norm: bool = False, precision: str = "fp32"):
+    """Trace ``SelectionProbe(model)`` to an ONNX ModelProto with outputs ``logits`` + the selection ``names``.
+
+    ``precision="fp16"`` traces an fp16 copy with fp32 edges, LayerNorms and token selection (:mod:`.fp16`).
+    """
     import onnx
 
     outputs = [OUTPUT_NAME, *names]
     axes = {n: {0: "batch"} for n in [INPUT_NAME, *outputs]} if dynamic else None
     buf = io.BytesIO()
     layer_norm = contextlib.nullcontext() if native_layer_norm or opset < 17 else decomposed_layer_norm(opset)
-    with warnings.catch_warnings(), layer_norm:
+    selection = contextlib.nullcontext()
+    if precision == "fp16":
+        model, selection = fp16.HalfEdges(fp16.half_copy(model)), fp16.fp32_selection()
+    with warnings.catch_warnings(), layer_norm, selection:
         warnings.simplefilter("ignore")  # TracerWarnings from timm's shape asserts and the exporter's deprecation note
         torch.onnx.export(SelectionProbe(model), (example,), buf, dynamo=False, opset_version=opset,
                           input_names=[INPUT_NAME], output_names=outputs, dynamic_axes=axes,
@@ -218,8 +233,8 @@ def _simplify(traced, native_layer_norm: bool):
 
 def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int = 1, dynamic_batch: bool = False,
                 opset: int = 17, verify: bool = True, simplify: bool = True, name: str | None = None,
-                labels: list[str] | None = None, atol: float = 1e-4, sidecar: bool = True,
-                verify_threads: int | None = None, native_layer_norm: bool = False,
+                labels: list[str] | None = None, atol: float | None = None, sidecar: bool = True,
+                verify_threads: int | None = None, native_layer_norm: bool = False, precision: str = "fp32",
                 merge: str = "ops", selection_outputs: bool = False, weights: str | dict | None = None,
                 progress: Callable[[str, str], None] | None = None) -> ExportReport:
     """Export a (patched) timm ViT to ONNX with static token counts and check it against PyTorch.
@@ -233,11 +248,16 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int =
         opset: ONNX opset (17 by default: TensorRT 8.5 parses up to 17).
         verify: run ONNX Runtime against PyTorch (random + structured inputs): max abs diff <= ``atol``, same
             top-1, same token selections; a mismatch raises :class:`VerificationError` and writes no file.
+            An fp16 export is verified against the fp32 PyTorch model with fp16's tolerances
+            (:data:`VERIFY_TOLERANCES`).
         simplify: clean the graph with onnx-simplifier.
         name: model name for the metadata (default: timm's architecture name).
         labels: class names (default: ImageNet-1k descriptions from timm when the model has 1000 classes).
         native_layer_norm: keep ONNX LayerNormalization (TensorRT >= 8.6); by default it is written out in
             elementary ops so that TensorRT 8.5 parses the graph (ONNX Runtime and TensorRT 10 fuse it back).
+        precision: ``fp32`` or ``fp16`` (:mod:`tdm_edge.export.fp16`: fp16 weights and activations, fp32 input
+            and logits, LayerNorms and token selection in fp32 by explicit Casts; what TensorRT 11 builds in fp16).
+            Either way the metadata's ``fp32_layers`` names the nodes a build with the FP16 builder flag pins.
         merge: ``ops`` (standard ONNX ops) or ``plugin`` (one TdmBatMerge node per BAT stage, see plugin_graph.py).
         selection_outputs: also output the token selections (:mod:`tdm_edge.export.selections`); ``merge="ops"`` only.
         weights: where the weights came from, ``"random"`` or ``{"file", "sha256"}``
@@ -251,7 +271,7 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int =
 
     start = time.perf_counter()
     report_stage = progress or (lambda stage, detail: None)
-    path = check_output_path(path, sidecar)
+    path = check_output_path(path, sidecar, force=True)  # write protection is the command line's to police
     _check_model(model)
     if merge != "ops":  # --merge plugin: tdm_edge/export/plugin_graph.py
         from . import plugin_graph
@@ -260,21 +280,28 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int =
             raise UsageError("--selection-outputs needs --merge ops: a plugin node computes the selections inside")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise UsageError(f"batch must be a positive integer, got {batch!r}")
+    if precision not in fp16.PRECISIONS:
+        raise UsageError(f"precision {precision!r} not supported; choose {' or '.join(fp16.PRECISIONS)}")
+    if precision == "fp16" and merge != "ops":
+        raise UsageError("--precision fp16 needs --merge ops: the TdmBatMerge plugin graph is fp32")
+    if native_layer_norm and opset < 17:
+        raise UsageError(f"--native-layer-norm needs opset 17 or later (LayerNormalization), got {opset}")
     if opset not in OPSETS:
         raise UsageError(f"opset {opset} not supported; choose {OPSETS.start}..{OPSETS.stop - 1} "
                          "(TensorRT 8.5 parses up to 17)")
     static_batch = None if dynamic_batch else batch
     metadata = build_metadata(model, name=name, batch=static_batch, opset=opset, labels=labels,
-                              native_layer_norm=native_layer_norm, weights=weights)
+                              native_layer_norm=native_layer_norm, weights=weights, precision=precision)
+    atol = VERIFY_TOLERANCES[precision]["atol"] if atol is None else atol
     was_training = model.training
     model.eval()
     try:
         chans, height, width = metadata["preprocessing"]["input_size"]
         example = torch.randn(2 if dynamic_batch else batch, chans, height, width,
                               generator=torch.Generator().manual_seed(0))
-        report_stage("trace", f"TorchScript exporter, opset {opset}")
+        report_stage("trace", f"TorchScript exporter, opset {opset}, {precision}")
         _, selections, _ = run_with_selections(model, example)
-        traced = _trace(model, example, list(selections), opset, dynamic_batch, native_layer_norm)
+        traced = _trace(model, example, list(selections), opset, dynamic_batch, native_layer_norm, precision)
         del traced.graph.output[1:]  # ship only the logits; the selections stay named inside the graph
         nodes_before = len(traced.graph.node)
         proto, simplified = traced, False
@@ -286,7 +313,8 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int =
         report = None
         if verify:
             report_stage("verify", "ONNX Runtime against PyTorch, token selections included")
-            report = _verify(model, proto, list(selections), metadata, static_batch, atol, verify_threads)
+            report = _verify(model, proto, list(selections), metadata, static_batch, atol, verify_threads,
+                             VERIFY_TOLERANCES[precision]["order_rtol"])
             if not report.ok:
                 raise VerificationError(f"verification failed, nothing written: {report.summary()}")
         metadata["verification"] = verification_record(report)
@@ -298,6 +326,7 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int =
             from .selections import add_selection_outputs
 
             proto = add_selection_outputs(proto, list(selections), metadata)
+        metadata["fp32_layers"] = fp32_layers(proto)  # what a build with the FP16 builder flag pins
         del proto.metadata_props[:]
         proto.metadata_props.add(key=METADATA_KEY, value=json.dumps(metadata))
     finally:
@@ -315,7 +344,7 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, batch: int =
                         report, metadata, time.perf_counter() - start)
 
 
-def _verify(model, proto, selection_names, metadata, batch, atol, threads) -> VerifyReport:
+def _verify(model, proto, selection_names, metadata, batch, atol, threads, order_rtol) -> VerifyReport:
     batches = [batch] if batch is not None else [1, 3]
     return verify(model, proto, selection_names, batches, metadata["preprocessing"], atol=atol,
-                  intra_op_threads=threads)
+                  intra_op_threads=threads, order_rtol=order_rtol)

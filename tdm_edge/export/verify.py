@@ -225,15 +225,17 @@ class VerifyReport:
 
 def verify(model: torch.nn.Module, proto, selection_names: Sequence[str], batches: Sequence[int],
            preprocessing: dict, atol: float = 1e-4, num_random: int = 2, seed: int = 0,
-           intra_op_threads: int | None = None, strict_selections: bool = False) -> VerifyReport:
+           intra_op_threads: int | None = None, strict_selections: bool = False, order_rtol: float = 1e-6
+           ) -> VerifyReport:
     """Compare ``model`` (PyTorch, eval) with the ONNX graph ``proto`` (input ``input``, output ``logits``).
 
     For each batch size: ``num_random`` standard-normal inputs, then structured images (five, packed into
     batches of that size). Every input must give max |diff| <= ``atol`` and the same top-1. Selections named in
     ``selection_names`` are compared exactly; where they differ, PyTorch runs again with ONNX Runtime's
     selections: if the logits then agree within ``atol`` with the same top-1, and ONNX Runtime's decoupling
-    orders are sorted by importance up to ``1e-6`` relative, the backends differ only in how fp32 rounding broke
-    near-ties (a pruned model is discontinuous there), which passes unless ``strict_selections``.
+    orders are sorted by importance up to ``order_rtol`` (relative to the largest importance: ``1e-6`` for an fp32
+    graph, fp16's rounding for an fp16 one), the backends differ only in how rounding broke near-ties (a pruned
+    model is discontinuous there), which passes unless ``strict_selections``.
     """
     from ..runners.onnxrt import OnnxRuntimeRunner
 
@@ -265,7 +267,7 @@ def verify(model: torch.nn.Module, proto, selection_names: Sequence[str], batche
                 check.forced_top1 = bool(np.array_equal(out["logits"].argmax(-1), logits.argmax(-1)))
                 check.orders_valid = all(
                     sorted_within(np.concatenate([out[n], out[n.replace("attentive", "inattentive")]], -1), w,
-                                  1e-6 * float(np.abs(w).max()))
+                                  order_rtol * float(np.abs(w).max()))
                     for n, w in importance.items() if n in out)
             checks.append(check)
     return VerifyReport(atol, checks, len(compared), missing, strict_selections)

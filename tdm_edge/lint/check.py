@@ -28,6 +28,7 @@ from onnx import inliner
 
 from . import trt_ops
 from .check_qdq import qdq_findings
+from .precision import PRECISIONS, precision_findings
 from .model_info import DEFAULT_DOMAINS, ModelInfo, attr, node_name, skeleton_model
 from ..errors import UsageError, first_line
 
@@ -40,6 +41,7 @@ DOMAIN = "domain"  # a custom-domain node that the parser imports as the ONNX op
 MISREAD = "misread"  # imported, but computes something else than ONNX says
 SHAPE = "shape"  # an output shape that depends on tensor values
 MODEL = "model"  # model-wide: opset, shape inference, graph inputs
+PRECISION = "precision"  # computes in the wrong precision for the build meant (precision.py)
 
 Rule = Callable[[ModelInfo, onnx.NodeProto, trt_ops.Target], Iterable["Finding"]]
 # Modules whose ``RULES`` list is applied to every node, imported on first use. Add yours (one line).
@@ -99,17 +101,22 @@ def load_rules() -> list[Rule]:
     return [rule for name in RULE_MODULES for rule in import_module(name).RULES]
 
 
-def check_model(model: onnx.ModelProto, trt: str = "10", extra_rules: Iterable[Rule] = ()) -> list[Finding]:
+def check_model(model: onnx.ModelProto, trt: str = "10", extra_rules: Iterable[Rule] = (),
+                precision: str | None = None) -> list[Finding]:
     """Everything in ``model`` that the TensorRT ``trt`` ONNX parser would not import as meant; ``[]`` = clean.
 
     Args:
         model: the ONNX model (not modified).
         trt: a TensorRT release or family, see :func:`tdm_edge.lint.trt_ops.parse_target` ("10" = every 10.x).
         extra_rules: rules applied after those of :data:`RULE_MODULES`.
+        precision: the precision the engine is meant to have ("fp32" or "fp16"); None = the export metadata's
+            ``precision``, else the graph's own (:mod:`tdm_edge.lint.precision`).
     Returns:
         Findings in graph order, model-wide ones (opset, shape inference) first.
     """
     t = target(trt)
+    if precision is not None and precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
     findings: list[Finding] = []
     label = model.graph.name or "model"
     versions = [op.version for op in model.opset_import if op.domain in DEFAULT_DOMAINS]
@@ -135,7 +142,8 @@ def check_model(model: onnx.ModelProto, trt: str = "10", extra_rules: Iterable[R
     info = ModelInfo(model, opset, t)
     static = ModelInfo(model, opset, t, specialize=1) if info.dynamic else info
     qdq = [Finding(*f) for f in qdq_findings(model, t.name)]  # explicit-quantization rules (check_qdq.py)
-    return findings + _check_graph(info, static, [*load_rules(), *extra_rules]) + qdq
+    fp16 = [Finding(*f, PRECISION) for f in precision_findings(model, t.first, t.name, precision)]  # precision.py
+    return findings + _check_graph(info, static, [*load_rules(), *extra_rules]) + qdq + fp16
 
 
 def _strict_inference_error(model: onnx.ModelProto) -> str:
@@ -229,4 +237,4 @@ def _subgraph_findings(node: onnx.NodeProto, trt: trt_ops.Target) -> list[Findin
 
 __all__ = ["Finding", "Rule", "RULE_MODULES", "TRT_VERSIONS", "check_file", "check_model", "finding", "has_importer",
            "imported_only", "importer_findings", "load_model", "load_rules", "target", "UNSUPPORTED", "PLUGIN",
-           "DOMAIN", "MISREAD", "SHAPE", "MODEL"]
+           "DOMAIN", "MISREAD", "SHAPE", "MODEL", "PRECISION"]
