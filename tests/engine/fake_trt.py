@@ -172,8 +172,8 @@ class FakeTensorRT(types.ModuleType):
                 self.layers = [Layer(fake.LayerType[k]) for k in fake.layers]
                 self.num_layers = len(self.layers)
 
-            def get_layer(self, i: int) -> Layer:
-                return self.layers[i]
+            def get_layer(self, index: int) -> Layer:
+                return self.layers[index]
 
         class TimingCache:
             def __init__(self, data: bytes) -> None:
@@ -264,13 +264,13 @@ class FakeTensorRT(types.ModuleType):
                 self.errors = [FakeParserError(n, d) for n, d in fake.parse_errors]
                 self.num_errors = 0
 
-            def parse_from_file(self, path: str) -> bool:
-                fake.record("parse_from_file", path)
+            def parse_from_file(self, model: str) -> bool:
+                fake.record("parse_from_file", model)
                 self.num_errors = len(self.errors)
                 return not self.errors
 
-            def get_error(self, i: int) -> FakeParserError:
-                return self.errors[i]
+            def get_error(self, index: int) -> FakeParserError:
+                return self.errors[index]
 
         fake.classes.update(OnnxParser=OnnxParser, ParserError=FakeParserError)
         return OnnxParser
@@ -286,9 +286,9 @@ class FakeTensorRT(types.ModuleType):
                 fake.record("set_input_shape", name, tuple(shape))
                 return True
 
-            def set_tensor_address(self, name: str, ptr: int) -> bool:
+            def set_tensor_address(self, name: str, memory: int) -> bool:
                 fake.record("set_tensor_address", name)
-                self.addresses[name] = ptr
+                self.addresses[name] = memory
                 return True
 
             def execute_async_v3(self, stream_handle: int) -> bool:
@@ -299,8 +299,8 @@ class FakeTensorRT(types.ModuleType):
         class Engine:
             num_io_tensors = len(fake.io)
 
-            def get_tensor_name(self, i: int) -> str:
-                return fake.io[i][0]
+            def get_tensor_name(self, index: int) -> str:
+                return fake.io[index][0]
 
             def get_tensor_mode(self, name: str):
                 return fake.TensorIOMode[self._io(name)[1]]
@@ -332,8 +332,9 @@ class FakeTensorRT(types.ModuleType):
                 fake.record("runtime.DLA_core", value)
                 self._dla_core = value
 
-            def deserialize_cuda_engine(self, data: bytes):
-                fake.record("deserialize_cuda_engine", bytes(data))
+            def deserialize_cuda_engine(self, serialized_engine: bytes):
+                data = bytes(serialized_engine)
+                fake.record("deserialize_cuda_engine", data)
                 fake.engine_dla_core = self._dla_core  # the core the engine will run on
                 return Engine() if bytes(data).startswith(b"FAKE-ENGINE") else None
 

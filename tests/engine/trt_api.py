@@ -46,6 +46,16 @@ def walk(obj, path, depth):
     members = getattr(obj, "__members__", None)  # a pybind11 enum: its values too
     if inspect.isclass(obj) and isinstance(members, dict):
         api["values:" + path] = {name: int(value) for name, value in members.items()}
+    if inspect.isclass(obj):  # pybind11 signatures: the first lines of each method's docstring
+        for name in dir(obj):
+            if name.startswith("__") and name != "__init__":
+                continue
+            raw = inspect.getattr_static(obj, name, None)
+            if isinstance(raw, property):
+                api["kind:" + path + "." + name] = "property"
+            elif callable(raw) and not inspect.isclass(raw):
+                api["kind:" + path + "." + name] = "method"
+                api["doc:" + path + "." + name] = (getattr(raw, "__doc__", None) or "")[:4000]
     if depth == 0:
         return
     for name in dir(obj):
@@ -118,7 +128,7 @@ def api(generation: str) -> dict[str, list[str]]:
     ``{"values:BuilderFlag": {"FP16": 0, ...}}`` for every enum."""
     package, version = WHEELS[generation]
     root = cache_dir()
-    cached = root / f"api2-{version}-cp{sys.version_info.major}{sys.version_info.minor}.json"
+    cached = root / f"api3-{version}-cp{sys.version_info.major}{sys.version_info.minor}.json"
     if cached.is_file():
         return json.loads(cached.read_text())
     root.mkdir(parents=True, exist_ok=True)
@@ -162,3 +172,43 @@ def has(surface: dict[str, list[str]], chain: str) -> bool:
 
 def member(surface: dict[str, list[str]], cls: str, name: str) -> bool:
     return name in surface.get(cls, ())
+
+
+_SIGNATURE = re.compile(r"^(?:\d+\. )?(\w+)\((.*)\) -> ", re.M)
+
+
+def _split_params(text: str) -> list[str]:
+    """Top-level comma split of a pybind11 parameter list (types may hold brackets and commas)."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += {"[": 1, "(": 1, "]": -1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def signatures(surface: dict, cls: str, name: str) -> list[list[tuple[str, bool]]]:
+    """Every overload's ``[(parameter, has a default)]`` (without ``self``) of a bound method, from its pybind11
+    docstring; ``[]`` for a class pybind11 gives no Python constructor (``__init__``)."""
+    doc = surface.get(f"doc:{cls}.{name}", "")
+    found = []
+    for match in _SIGNATURE.finditer(doc):
+        if match.group(1) != name:
+            continue
+        params = [(p.split(":")[0].split("=")[0].strip(), "=" in p) for p in _split_params(match.group(2))]
+        found.append([p for p in params if p[0] not in ("self", "*args", "**kwargs")])
+    return found
+
+
+def accepts(overloads: list[list[tuple[str, bool]]], params: list[str]) -> bool:
+    """Whether a stand-in taking ``params`` has the real parameters: the same names in order, leaving out only
+    trailing ones the real method gives defaults."""
+    return any([n for n, _ in real[:len(params)]] == params and all(d for _, d in real[len(params):])
+               for real in overloads)
+
+
+def kind(surface: dict, cls: str, name: str) -> str | None:
+    """"method", "property" or None (not a member, or not recorded)."""
+    return surface.get(f"kind:{cls}.{name}")
