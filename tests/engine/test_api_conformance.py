@@ -128,6 +128,13 @@ def test_gated_names_exist_in_their_version(surface):
     version = VERSIONS[gen]
     for flag in versions.network_flags(version):
         assert trt_api.has(api, f"NetworkDefinitionCreationFlag.{flag}"), flag
+    if gen != "8.6":  # --strongly-typed (refused on 8.x)
+        for flag in versions.network_flags(version, True):
+            assert trt_api.has(api, f"NetworkDefinitionCreationFlag.{flag}"), flag
+        assert all(versions.builder_flags(version, p, True) == () for p in versions.PRECISIONS)
+    for pool in versions.MEMORY_POOLS.values():  # --mem-pool-size: trtexec's names -> MemoryPoolType
+        assert trt_api.has(api, f"MemoryPoolType.{pool}"), pool
+    assert trt_api.kind(api, "Runtime", "DLA_core") == "property"  # set before deserialising
     for precision in versions.PRECISIONS:
         for flag in versions.builder_flags(version, precision):
             assert trt_api.has(api, f"BuilderFlag.{flag}"), (precision, flag)
