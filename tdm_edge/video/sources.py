@@ -34,7 +34,7 @@ from ..errors import UsageError
 from .capture import OpenTimeout, open_within
 from .cvutil import cv2
 from .openers import plan_csi, plan_file, plan_http, plan_rtsp, plan_v4l2
-from .pipelines import DEFAULT_LATENCY_MS, FLIPS, codec_name, csi_pipeline, flip_name, pick_decoder  # noqa: F401
+from .pipelines import DEFAULT_LATENCY_MS, codec_name, flip_name, pick_decoder
 from .v4l2 import format_name
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"})

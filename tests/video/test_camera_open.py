@@ -318,7 +318,8 @@ def test_files_through_gstreamer_when_opencv_has_no_ffmpeg(tmp_path, codec, pipe
 @pytest.mark.parametrize("uri", ["rtsp://127.0.0.1:9/live", "http://127.0.0.1:9/video.mjpg"])
 def test_a_stream_that_refuses_is_retried_then_one_line(uri, monkeypatch):
     # real OpenCV and FFmpeg against a closed local port: refused at once, tried again until the deadline
-    monkeypatch.delenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", raising=False)  # restored after the test
+    monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "")  # recorded, so that the value set below is undone
+    monkeypatch.delenv("OPENCV_FFMPEG_CAPTURE_OPTIONS")
     with pytest.raises(UsageError) as err:
         open_source(parse_source(uri), SourceOptions(timeout=2.0, latency=50))
     assert str(err.value).startswith(f"cannot open {uri} (3 attempts in 1.5 s); is the stream up and reachable?")
