@@ -83,6 +83,13 @@ TDM_HD inline DotItem<T> similarityItem(Image<T> const& im, int32_t item)
 template <typename U, typename V>
 TDM_HD inline void accumulateChunk(float (&partial)[kLanes], U const* u, V const* v, int32_t count)
 {
+    if (count == kLanes) // a whole chunk: no test per channel (lets nvcc load shared memory 16 bytes at a time)
+    {
+        TDM_UNROLL
+        for (int32_t l = 0; l < kLanes; ++l)
+            partial[l] = fmaf(toFloat(u[l]), toFloat(v[l]), partial[l]);
+        return;
+    }
     TDM_UNROLL
     for (int32_t l = 0; l < kLanes; ++l)
         if (l < count)
@@ -304,7 +311,32 @@ TDM_HD inline void clusterWeightItem(Image<T> const& im, int32_t m)
     im.ws.weight[m] = sum;
 }
 
-// ---- phase 8: the output tokens: CLS, merged B tokens, unmatched A tokens, clusters ------------------------------
+// ---- phase 8: the combination coefficients: the reference's normalised weight matrices ---------------------------
+// merge_matched: weights / norm [Kb, r] and wb / norm [Kb]; combine: (assignment * w_in) / row sums [M, L]. Computed
+// once here (the same divisions the reference makes), so that the combine does no division per channel.
+
+template <typename T>
+TDM_HD inline void coefficientItem(Image<T> const& im, int32_t item)
+{
+    int32_t const kb = countB(im.s), l = countInattentive(im.s), r = im.s.pairs;
+    if (item < kb * r)
+    {
+        int32_t const j = item / r, q = item % r;
+        im.ws.mergeCoef[item] = (joins(im.ws.dst[q], j) * weightA(im, im.ws.src[q])) / im.ws.total[j];
+        return;
+    }
+    item -= kb * r;
+    if (item < kb)
+    {
+        im.ws.selfCoef[item] = weightB(im, item) / im.ws.total[item];
+        return;
+    }
+    item -= kb;
+    int32_t const m = item / l, i = item % l;
+    im.ws.clusterCoef[item] = (joins(im.ws.labels[i], m) * weightIn(im, i)) / im.ws.weight[m];
+}
+
+// ---- phase 9: the output tokens: CLS, merged B tokens, unmatched A tokens, clusters ------------------------------
 
 template <typename T>
 TDM_HD inline void combineItem(Image<T> const& im, int32_t item)
@@ -316,26 +348,25 @@ TDM_HD inline void combineItem(Image<T> const& im, int32_t item)
         v = toFloat(im.x[ch]);
     else if (row <= kb)
     {
-        // merge_matched: (wb / total) * b + (weights / total) @ x_src, weights[j, q] = joins[j, q] * w_src[q];
-        // the product runs over every q, as the reference's MatMul (0 * Inf is NaN there too)
+        // merge_matched: (wb / total) * b + (weights / total) @ x_src, over every q as the reference's MatMul
+        // (0 * Inf is NaN there too)
         int32_t const j = row - 1;
-        float const total = im.ws.total[j];
+        float const* coef = im.ws.mergeCoef + size_t(j) * r;
         float acc = 0.f;
         for (int32_t q = 0; q < r; ++q)
-            acc += ((joins(im.ws.dst[q], j) * weightA(im, im.ws.src[q])) / total)
-                * toFloat(rowA(im, im.ws.src[q])[ch]);
-        v = (weightB(im, j) / total) * toFloat(rowB(im, j)[ch]) + acc;
+            acc += coef[q] * toFloat(rowA(im, im.ws.src[q])[ch]);
+        v = im.ws.selfCoef[j] * toFloat(rowB(im, j)[ch]) + acc;
     }
     else if (row <= kb + ka - r)
         v = toFloat(rowA(im, im.ws.unm[row - 1 - kb])[ch]); // gather_tokens(x_a, matching.unm)
     else
     {
-        // combine(x_in, cluster_assignment, w_in): the members' weighted mean
-        int32_t const m = row - 1 - kb - (ka - r);
-        float const sum = im.ws.weight[m];
+        // combine(x_in, cluster_assignment, w_in): w @ x_in over every token (0 * Inf is NaN, as in the MatMul)
+        int32_t const m = row - 1 - kb - (ka - r), l = countInattentive(im.s);
+        float const* coef = im.ws.clusterCoef + size_t(m) * l;
         float acc = 0.f;
-        for (int32_t i = 0; i < countInattentive(im.s); ++i)
-            acc += ((joins(im.ws.labels[i], m) * weightIn(im, i)) / sum) * toFloat(rowIn(im, i)[ch]);
+        for (int32_t i = 0; i < l; ++i)
+            acc += coef[i] * toFloat(rowIn(im, i)[ch]);
         v = acc;
     }
     fromFloat(v, im.out + item);
@@ -355,11 +386,12 @@ TDM_HD inline int32_t phaseItems(Image<T> const& im, int32_t phase)
     case 4: return ka + l;
     case 5: return l + kb;
     case 6: return im.s.clusters;
+    case 7: return kb * im.s.pairs + kb + im.s.clusters * l;
     default: return outputTokens(im.s) * im.s.c;
     }
 }
 
-constexpr int32_t kPhases = 8;
+constexpr int32_t kPhases = 9;
 
 template <typename T>
 TDM_HD inline void runItem(Image<T> const& im, int32_t phase, int32_t item)
@@ -373,6 +405,7 @@ TDM_HD inline void runItem(Image<T> const& im, int32_t phase, int32_t item)
     case 4: matchingCentreItem(im, item); break;
     case 5: labelTotalItem(im, item); break;
     case 6: clusterWeightItem(im, item); break;
+    case 7: coefficientItem(im, item); break;
     default: combineItem(im, item); break;
     }
 }

@@ -1,16 +1,20 @@
 /*
- * The fused BAT merge stage as a short chain of CUDA kernels on one stream, so that a single image fills the GPU
- * where the work is (the model and the estimates are in docs/kernel.md):
+ * The fused BAT merge stage as a short chain of CUDA kernels on one stream, so that a single image spreads over the
+ * GPU wherever the work allows it (the performance model and its estimates are in docs/kernel.md):
  *
- *   1. decoupleKernel    phase 1 over a grid: the rank of every patch token (one thread each)
+ *   1. gridPhaseKernel   phase 1 (decouple) over a grid: the rank of every patch token, one thread each
  *   2. similarityKernel  phase 2 over a grid: 16 x 16 tiles of a @ b^T and of the inattentive Gram product, chunks of
- *                        32 channels staged in shared memory, plus the norms; every dot product summed in the fixed
- *                        order of dotLanes() (batMerge.h), so the host rounds it identically
- *   3. selectionKernel   phases 3-7 in one block per image (O(L^2) and smaller), __syncthreads between phases
- *   4. combineKernel     phase 8 over a grid of output values x images
+ *                        32 channels staged in shared memory, and the norms, a warp each; every dot product summed
+ *                        in the fixed order of dotLanes() (batMerge.h), so the host rounds it identically
+ *   3. rowsKernel        phase 3 over a grid, a warp per row: best partner of every A token (argmax by lanes), and
+ *                        squared distances and kNN density of every inattentive token (k warp-wide minimum passes)
+ *   4. selectionKernel   phases 4-8 in one block per image (O(L^2) at most), __syncthreads between phases
+ *   5. gridPhaseKernel   phase 9 (combine) over a grid of output values x images
  *
- * The kernel boundaries are the barriers between phases 1, 2, 3-7 and 8. Selection arithmetic is fp32; tokens are
- * float or __half. Uses only the CUDA runtime of CUDA 11.4 (JetPack 5) and C++17; 1-D grids, static shared memory.
+ * The kernel boundaries are the barriers between phases 1, 2, 3, 4-8 and 9. Selection arithmetic is fp32; tokens
+ * are float or __half. Built with --fmad=false (CMakeLists.txt, fused.py): no a * b + c is contracted, so every value
+ * rounds as in the CPU build. Uses only the CUDA runtime of CUDA 11.4 (JetPack 5) and C++17; 1-D grids, static
+ * shared memory, __shfl_xor_sync with a full mask in warp-uniform control flow.
  */
 #include "batMergeKernel.h"
 
@@ -23,8 +27,10 @@ constexpr int32_t kThreads = 256;      // decouple, selection, combine blocks
 constexpr int32_t kTile = 16;          // similarity tiles: kTile x kTile dot products per block, one per thread
 constexpr int32_t kTileThreads = kTile * kTile;
 constexpr int32_t kNormsPerBlock = kTileThreads / kLanes;
+constexpr int32_t kWarpsPerBlock = kThreads / kLanes;
+constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int32_t kDecouplePhase = 0;
-constexpr int32_t kFirstSelectionPhase = 2;
+constexpr int32_t kFirstSelectionPhase = 3; // phases 1-3 have kernels of their own
 constexpr int32_t kCombinePhase = kPhases - 1;
 
 template <typename T>
@@ -78,7 +84,7 @@ __device__ void normWarp(Image<T> const& im, int32_t item, int32_t lane)
     DotItem<T> const d = similarityItem(im, item);
     float p = lanePartial(d.u, d.v, im.s.c, lane);
     for (int32_t offset = kLanes / 2; offset > 0; offset /= 2)
-        p = p + __shfl_xor_sync(0xffffffffu, p, offset);
+        p = p + __shfl_xor_sync(kFullMask, p, offset);
     if (lane == 0)
         *d.dst = finishDot(p, d.kind);
 }
@@ -90,8 +96,9 @@ template <typename T>
 __global__ void __launch_bounds__(kTileThreads) similarityKernel(
     BatSizes s, T const* x, T const* importance, char* workspace, int32_t blocks)
 {
-    __shared__ float tileU[kTile][kLanes + 1]; // +1: row r starts in bank r, so the kTile columns read apart
-    __shared__ float tileV[kTile][kLanes + 1];
+    // rows 16-byte aligned (whole chunks load as float4) and 4 banks apart (the kTile rows read in 2 wavefronts)
+    __shared__ __align__(16) float tileU[kTile][kLanes + 4];
+    __shared__ __align__(16) float tileV[kTile][kLanes + 4];
     Image<T> const im = imageAt(s, int32_t(blockIdx.x) / blocks, x, importance, static_cast<T*>(nullptr), workspace);
     SimilarityGrid const g = similarityGrid(s);
     int32_t const ka = countA(s), kb = countB(s), l = countInattentive(s);
@@ -142,7 +149,100 @@ __global__ void __launch_bounds__(kTileThreads) similarityKernel(
         im.ws.dots[i * kb + j] = finishDot(sumLanes(partial), DotKind::kMatch);
 }
 
-//! Phases 3-7 (best partners and densities .. cluster weights): one block per image, a barrier between phases.
+//! The warp's first (value, index) in the strict total order `before` (lanes without a candidate hold index -1):
+//! a butterfly, after which every lane holds the same pair.
+template <bool (*before)(float, int32_t, float, int32_t)>
+__device__ void warpFirst(float& value, int32_t& index)
+{
+    for (int32_t offset = kLanes / 2; offset > 0; offset /= 2)
+    {
+        float const otherValue = __shfl_xor_sync(kFullMask, value, offset);
+        int32_t const otherIndex = __shfl_xor_sync(kFullMask, index, offset);
+        if (otherIndex >= 0 && (index < 0 || before(otherValue, otherIndex, value, index)))
+        {
+            value = otherValue;
+            index = otherIndex;
+        }
+    }
+}
+
+//! partnerDensityItem() for A token t by one warp: lane l scores B tokens l, l + 32, ...
+template <typename T>
+__device__ void partnerWarp(Image<T> const& im, int32_t t, int32_t lane)
+{
+    int32_t const kb = countB(im.s);
+    int32_t partner = -1;
+    float best = 0.f;
+    for (int32_t j = lane; j < kb; j += kLanes)
+    {
+        float const score = im.ws.dots[t * kb + j] / (im.ws.normA[t] * im.ws.normB[j]);
+        if (partner < 0 || beforeDesc(score, j, best, partner))
+        {
+            best = score;
+            partner = j;
+        }
+    }
+    warpFirst<beforeDesc>(best, partner);
+    if (lane == 0)
+    {
+        im.ws.partner[t] = partner;
+        im.ws.best[t] = best;
+    }
+}
+
+//! partnerDensityItem() for inattentive token i by one warp: lane l owns entries l, l + 32, ... of the d2 row (and
+//! reads back only those); each kNN pass is a warp-wide first-after-the-last-taken in topk's ascending order.
+template <typename T>
+__device__ void densityWarp(Image<T> const& im, int32_t i, int32_t lane)
+{
+    int32_t const l = countInattentive(im.s);
+    float const* gram = im.ws.gram;
+    float* d2 = im.ws.d2 + size_t(i) * l;
+    float const sq_i = gram[i * l + i] * -0.5f;
+    for (int32_t j = lane; j < l; j += kLanes)
+        d2[j] = clampMin0((sq_i + gram[j * l + j] * -0.5f) + gram[i * l + j]);
+    int32_t const k = knnCount(im.s);
+    float sum = 0.f;
+    int32_t taken = -1;
+    float takenValue = 0.f;
+    for (int32_t pass = 0; pass < k; ++pass)
+    {
+        int32_t pick = -1;
+        float pickValue = 0.f;
+        for (int32_t j = lane; j < l; j += kLanes)
+        {
+            bool const after = taken < 0 || beforeAsc(takenValue, taken, d2[j], j);
+            if (after && (pick < 0 || beforeAsc(d2[j], j, pickValue, pick)))
+            {
+                pick = j;
+                pickValue = d2[j];
+            }
+        }
+        warpFirst<beforeAsc>(pickValue, pick);
+        sum += pickValue;
+        taken = pick;
+        takenValue = pickValue;
+    }
+    if (lane == 0)
+        im.ws.density[i] = expPortable((sum / float(k)) * (-1.0f / float(im.s.c)));
+}
+
+//! Phase 3: a warp per A token (partner) and per inattentive token (density), kWarpsPerBlock rows per block.
+template <typename T>
+__global__ void __launch_bounds__(kThreads) rowsKernel(
+    BatSizes s, T const* x, T const* importance, char* workspace, int32_t blocks)
+{
+    Image<T> const im = imageAt(s, int32_t(blockIdx.x) / blocks, x, importance, static_cast<T*>(nullptr), workspace);
+    int32_t const lane = threadIdx.x % kLanes;
+    int32_t const row = (int32_t(blockIdx.x) % blocks) * kWarpsPerBlock + int32_t(threadIdx.x) / kLanes;
+    int32_t const ka = countA(s);
+    if (row < ka) // warp-uniform: every lane of a warp has the same row
+        partnerWarp(im, row, lane);
+    else if (row < ka + countInattentive(s))
+        densityWarp(im, row - ka, lane);
+}
+
+//! Phases 4-8 (edge ranks and deltas .. combination coefficients): one block per image, a barrier between phases.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) selectionKernel(
     BatSizes s, T const* x, T const* importance, char* workspace)
@@ -175,8 +275,9 @@ cudaError_t launch(BatSizes const& s, int32_t batch, void const* xv, void const*
     auto* workspace = static_cast<char*>(workspacev);
     int32_t const decoupleBlocks = gridBlocks(patchCount(s), kThreads, batch);
     int32_t const combineBlocks = gridBlocks(int64_t(outputTokens(s)) * s.c, kThreads, batch);
+    int32_t const rowBlocks = gridBlocks(countA(s) + countInattentive(s), kWarpsPerBlock, batch);
     int32_t const similarityBlocks = similarityGrid(s).blocks();
-    if (decoupleBlocks == 0 || combineBlocks == 0 || int64_t(similarityBlocks) * batch > 2147483647)
+    if (decoupleBlocks == 0 || combineBlocks == 0 || rowBlocks == 0 || int64_t(similarityBlocks) * batch > 2147483647)
         return cudaErrorInvalidValue;
 
     gridPhaseKernel<T><<<batch * decoupleBlocks, kThreads, 0, stream>>>(
@@ -185,6 +286,9 @@ cudaError_t launch(BatSizes const& s, int32_t batch, void const* xv, void const*
         return e;
     similarityKernel<T><<<batch * similarityBlocks, kTileThreads, 0, stream>>>(
         s, x, importance, workspace, similarityBlocks);
+    if (cudaError_t const e = cudaGetLastError())
+        return e;
+    rowsKernel<T><<<batch * rowBlocks, kThreads, 0, stream>>>(s, x, importance, workspace, rowBlocks);
     if (cudaError_t const e = cudaGetLastError())
         return e;
     selectionKernel<T><<<batch, kThreads, 0, stream>>>(s, x, importance, workspace);

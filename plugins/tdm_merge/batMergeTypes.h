@@ -98,6 +98,9 @@ struct Workspace
     float* score;   // [L] density * delta
     float* total;   // [Kb] wb + sum of the joining A weights
     float* weight;  // [M] cluster weight sums
+    float* mergeCoef;   // [Kb, r] merge_matched's weights / total
+    float* selfCoef;    // [Kb] wb / total
+    float* clusterCoef; // [M, L] combine's normalised assignment * w_in
     int32_t* order;    // [n-1] argsort_desc(importance): att = order[:K], inatt = order[K:]
     int32_t* partner;  // [Ka] scores.argmax(-1)
     int32_t* matched;  // [Ka] 1 when rank < r
@@ -112,7 +115,7 @@ struct Workspace
 TDM_HD inline size_t workspaceBytes(BatSizes const& s)
 {
     size_t const ka = countA(s), kb = countB(s), l = countInattentive(s), m = s.clusters, r = s.pairs;
-    size_t const floats = ka * kb + ka + kb + 2 * l * l + ka + 2 * l + kb + m;
+    size_t const floats = ka * kb + ka + kb + 2 * l * l + ka + 2 * l + kb + m + kb * r + kb + m * l;
     size_t const ints = (s.n - 1) + 2 * ka + 2 * r + (ka - r) + m + l;
     return 4 * (floats + ints);
 }
@@ -132,6 +135,9 @@ TDM_HD inline Workspace workspaceAt(BatSizes const& s, void* base)
     w.score = f; f += l;
     w.total = f; f += kb;
     w.weight = f; f += m;
+    w.mergeCoef = f; f += kb * r;
+    w.selfCoef = f; f += kb;
+    w.clusterCoef = f; f += m * l;
     int32_t* i = reinterpret_cast<int32_t*>(f);
     w.order = i; i += s.n - 1;
     w.partner = i; i += ka;

@@ -18,7 +18,7 @@ KERNEL_SOURCES = ("batMergeTypes.h", "batMerge.h", "batMergeKernel.h", "batMerge
 # __shfl_xor_sync since CUDA 9).
 CUDA_11_4_NAMES = {"cudaError_t", "cudaSuccess", "cudaErrorInvalidValue", "cudaStream_t", "cudaGetLastError",
                    "__half", "__half2float", "__float2half", "__syncthreads", "__shfl_xor_sync",
-                   "__launch_bounds__", "__global__", "__host__", "__device__", "__shared__", "__CUDACC__"}
+                   "__launch_bounds__", "__global__", "__host__", "__device__", "__shared__", "__align__", "__CUDACC__"}
 
 
 def test_kernel_names_exist_in_cuda_11_4():
