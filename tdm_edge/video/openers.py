@@ -88,11 +88,12 @@ def plan_rtsp(url: str, options) -> Plan:
                     notes=[f"GStreamer: {pipeline}"])
     if not build_has("FFMPEG"):
         raise UsageError(f"{url} needs OpenCV with FFmpeg or GStreamer; {GSTREAMER_HINT}")
-    notes = [f"FFmpeg: {FFMPEG_OPTIONS}={os.environ.get(FFMPEG_OPTIONS) or ffmpeg_capture_options(options.latency)}"]
+    options_text = ffmpeg_capture_options(options.latency)
+    notes = [f"FFmpeg: {FFMPEG_OPTIONS}={os.environ.get(FFMPEG_OPTIONS) or options_text}"]
     if options.codec:
         notes.append(f"--input-codec {options.codec} not used: FFmpeg finds the codec itself")
-    os.environ.setdefault(FFMPEG_OPTIONS, ffmpeg_capture_options(options.latency))  # the user's own setting wins
-    return Plan(lambda: ffmpeg_capture(url, options.timeout), "; is the stream up and reachable?", notes=notes)
+    return Plan(lambda: ffmpeg_capture(url, options.timeout, options_text), "; is the stream up and reachable?",
+                notes=notes)
 
 
 def plan_http(url: str, options) -> Plan:
@@ -101,17 +102,26 @@ def plan_http(url: str, options) -> Plan:
     return Plan(lambda: ffmpeg_capture(url, options.timeout), "; is the stream up and reachable?")
 
 
-def ffmpeg_capture(location: str, timeout: float):
-    """A ``cv2.VideoCapture`` on FFmpeg whose own open and read give up after ``timeout`` (OpenCV >= 4.5.2)."""
+def ffmpeg_capture(location: str, timeout: float, options_text: str | None = None):
+    """A ``cv2.VideoCapture`` on FFmpeg whose own open and read give up after ``timeout`` (OpenCV >= 4.5.2), with
+    ``options_text`` in ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` while it opens (the user's own setting wins; OpenCV reads
+    it when it opens, so later FFmpeg opens in this process, a video file say, do not get it)."""
     c = cv2()
     params = [getattr(c, name) for name in ("CAP_PROP_OPEN_TIMEOUT_MSEC", "CAP_PROP_READ_TIMEOUT_MSEC")
               if hasattr(c, name)]
-    if params:
-        try:
-            return c.VideoCapture(location, c.CAP_FFMPEG, [v for p in params for v in (p, int(timeout * 1000))])
-        except TypeError:  # an OpenCV without the params overload
-            pass
-    return c.VideoCapture(location, c.CAP_FFMPEG)
+    ours = options_text is not None and FFMPEG_OPTIONS not in os.environ
+    if ours:
+        os.environ[FFMPEG_OPTIONS] = options_text
+    try:
+        if params:
+            try:
+                return c.VideoCapture(location, c.CAP_FFMPEG, [v for p in params for v in (p, int(timeout * 1000))])
+            except TypeError:  # an OpenCV without the params overload
+                pass
+        return c.VideoCapture(location, c.CAP_FFMPEG)
+    finally:
+        if ours:
+            os.environ.pop(FFMPEG_OPTIONS, None)
 
 
 def plan_file(path: str, options) -> Plan:

@@ -318,10 +318,55 @@ def test_files_through_gstreamer_when_opencv_has_no_ffmpeg(tmp_path, codec, pipe
 @pytest.mark.parametrize("uri", ["rtsp://127.0.0.1:9/live", "http://127.0.0.1:9/video.mjpg"])
 def test_a_stream_that_refuses_is_retried_then_one_line(uri, monkeypatch):
     # real OpenCV and FFmpeg against a closed local port: refused at once, tried again until the deadline
-    monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "")  # recorded, so that the value set below is undone
-    monkeypatch.delenv("OPENCV_FFMPEG_CAPTURE_OPTIONS")
+    monkeypatch.delenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", raising=False)
     with pytest.raises(UsageError) as err:
         open_source(parse_source(uri), SourceOptions(timeout=2.0, latency=50))
     assert str(err.value).startswith(f"cannot open {uri} (3 attempts in 1.5 s); is the stream up and reachable?")
-    expected = "fflags;nobuffer|max_delay;50000" if uri.startswith("rtsp") else None
-    assert os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS") == expected
+    assert "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ  # set only while opening
+
+
+def test_rtsp_through_ffmpeg_gets_the_latency_options_while_it_opens(monkeypatch):
+    import types
+
+    from tdm_edge.video import openers
+
+    seen = []
+
+    class StandInFFmpegCapture:  # stands in for cv2.VideoCapture: records the environment OpenCV would read
+        def __init__(self, location, api, params=()):
+            seen.append((location, api, list(params), os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")))
+
+    stand_in = types.SimpleNamespace(VideoCapture=StandInFFmpegCapture, CAP_FFMPEG=1900,
+                                     CAP_PROP_OPEN_TIMEOUT_MSEC=53, CAP_PROP_READ_TIMEOUT_MSEC=54)
+    monkeypatch.setattr(openers, "cv2", lambda: stand_in)
+    monkeypatch.setattr(openers, "build_has", lambda feature: feature == "FFMPEG")
+    monkeypatch.delenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", raising=False)
+    plan = openers.plan_rtsp("rtsp://h/live", SourceOptions(latency=200, timeout=4.0, codec="h264"))
+    plan.opener()
+    assert seen == [("rtsp://h/live", 1900, [53, 4000, 54, 4000], "fflags;nobuffer|max_delay;200000")]
+    assert "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ
+    assert plan.notes[1] == "--input-codec h264 not used: FFmpeg finds the codec itself"
+    monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")  # the user's own wins
+    plan.opener()
+    assert seen[-1][3] == "rtsp_transport;tcp" and os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] == "rtsp_transport;tcp"
+
+
+@pytest.mark.parametrize("codec, installed, expected", [
+    ("h264", True, "rtspsrc location=rtsp://h/live latency=300 ! queue ! rtph264depay ! nvv4l2decoder name=decoder "
+                   "enable-max-performance=1 ! video/x-raw(memory:NVMM) ! nvvidconv ! "),
+    ("h264", False, "rtspsrc location=rtsp://h/live latency=300 ! queue ! rtph264depay ! h264parse ! avdec_h264 "),
+    (None, True, "rtspsrc location=rtsp://h/live latency=300 ! queue ! decodebin ! nvvidconv ! ")])
+def test_rtsp_on_a_gstreamer_opencv_uses_rtspsrc_and_the_hardware_decoder(monkeypatch, codec, installed, expected):
+    import types
+
+    from tdm_edge.video import openers
+
+    opened = []
+    stand_in = types.SimpleNamespace(VideoCapture=lambda *a: opened.append(a), CAP_GSTREAMER=1800)
+    monkeypatch.setattr(openers, "cv2", lambda: stand_in)
+    monkeypatch.setattr(openers, "build_has", lambda feature: True)  # GStreamer and FFmpeg: GStreamer first
+    monkeypatch.setattr(openers, "gst_has", lambda element: installed)  # nvv4l2decoder, nvvidconv (a Jetson)
+    plan = openers.plan_rtsp("rtsp://h/live", SourceOptions(latency=300, codec=codec))
+    plan.opener()
+    assert opened[0][0].startswith(expected) and opened[0][1] == 1800
+    assert plan.notes == [f"GStreamer: {opened[0][0]}"]
