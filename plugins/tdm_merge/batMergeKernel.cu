@@ -2,7 +2,7 @@
  * The fused BAT merge stage as a short chain of CUDA kernels on one stream, so that a single image spreads over the
  * GPU wherever the work allows it (the performance model and its estimates are in docs/kernel.md):
  *
- *   1. gridPhaseKernel   phase 1 (decouple) over a grid: the rank of every patch token, one thread each
+ *   1. decoupleKernel    phase 1 over a grid, a warp per patch token: its rank in the stable descending order
  *   2. similarityKernel  phase 2 over a grid: 16 x 16 tiles of a @ b^T and of the inattentive Gram product, chunks of
  *                        32 channels staged in shared memory, and the norms, a warp each; every dot product summed
  *                        in the fixed order of dotLanes() (batMerge.h), so the host rounds it identically
@@ -29,7 +29,6 @@ constexpr int32_t kTileThreads = kTile * kTile;
 constexpr int32_t kNormsPerBlock = kTileThreads / kLanes;
 constexpr int32_t kWarpsPerBlock = kThreads / kLanes;
 constexpr unsigned kFullMask = 0xffffffffu;
-constexpr int32_t kDecouplePhase = 0;
 constexpr int32_t kFirstSelectionPhase = 3; // phases 1-3 have kernels of their own
 constexpr int32_t kCombinePhase = kPhases - 1;
 
@@ -40,7 +39,7 @@ __device__ Image<T> imageAt(BatSizes const& s, int32_t b, T const* x, T const* i
         out + size_t(b) * outputTokens(s) * s.c, workspaceAt(s, workspace + size_t(b) * workspaceBytes(s))};
 }
 
-//! Phases 1 and 8: every image gets `blocks` blocks, every thread every (blocks * blockDim.x)-th item.
+//! Phase 9 (combine): every image gets `blocks` blocks, every thread every (blocks * blockDim.x)-th item.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) gridPhaseKernel(
     BatSizes s, T const* x, T const* importance, T* out, char* workspace, int32_t phase, int32_t blocks)
@@ -227,6 +226,33 @@ __device__ void densityWarp(Image<T> const& im, int32_t i, int32_t lane)
         im.ws.density[i] = expPortable((sum / float(k)) * (-1.0f / float(im.s.c)));
 }
 
+//! decoupleItem() for patch token i by one warp: lane l counts the tokens l, l + 32, ... before i; the counts are
+//! added exactly (integers) by a butterfly.
+template <typename T>
+__device__ void decoupleWarp(Image<T> const& im, int32_t i, int32_t lane)
+{
+    int32_t const count = patchCount(im.s);
+    float const v = toFloat(im.importance[i]);
+    int32_t rank = 0;
+    for (int32_t j = lane; j < count; j += kLanes)
+        rank += beforeDesc(toFloat(im.importance[j]), j, v, i) ? 1 : 0;
+    for (int32_t offset = kLanes / 2; offset > 0; offset /= 2)
+        rank += __shfl_xor_sync(kFullMask, rank, offset);
+    if (lane == 0)
+        im.ws.order[rank] = i;
+}
+
+//! Phase 1: a warp per patch token, kWarpsPerBlock tokens per block.
+template <typename T>
+__global__ void __launch_bounds__(kThreads) decoupleKernel(
+    BatSizes s, T const* x, T const* importance, char* workspace, int32_t blocks)
+{
+    Image<T> const im = imageAt(s, int32_t(blockIdx.x) / blocks, x, importance, static_cast<T*>(nullptr), workspace);
+    int32_t const i = (int32_t(blockIdx.x) % blocks) * kWarpsPerBlock + int32_t(threadIdx.x) / kLanes;
+    if (i < patchCount(s)) // warp-uniform
+        decoupleWarp(im, i, int32_t(threadIdx.x) % kLanes);
+}
+
 //! Phase 3: a warp per A token (partner) and per inattentive token (density), kWarpsPerBlock rows per block.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) rowsKernel(
@@ -273,15 +299,14 @@ cudaError_t launch(BatSizes const& s, int32_t batch, void const* xv, void const*
     auto const* importance = static_cast<T const*>(importancev);
     auto* out = static_cast<T*>(outv);
     auto* workspace = static_cast<char*>(workspacev);
-    int32_t const decoupleBlocks = gridBlocks(patchCount(s), kThreads, batch);
+    int32_t const decoupleBlocks = gridBlocks(patchCount(s), kWarpsPerBlock, batch);
     int32_t const combineBlocks = gridBlocks(int64_t(outputTokens(s)) * s.c, kThreads, batch);
     int32_t const rowBlocks = gridBlocks(countA(s) + countInattentive(s), kWarpsPerBlock, batch);
     int32_t const similarityBlocks = similarityGrid(s).blocks();
     if (decoupleBlocks == 0 || combineBlocks == 0 || rowBlocks == 0 || int64_t(similarityBlocks) * batch > 2147483647)
         return cudaErrorInvalidValue;
 
-    gridPhaseKernel<T><<<batch * decoupleBlocks, kThreads, 0, stream>>>(
-        s, x, importance, out, workspace, kDecouplePhase, decoupleBlocks);
+    decoupleKernel<T><<<batch * decoupleBlocks, kThreads, 0, stream>>>(s, x, importance, workspace, decoupleBlocks);
     if (cudaError_t const e = cudaGetLastError())
         return e;
     similarityKernel<T><<<batch * similarityBlocks, kTileThreads, 0, stream>>>(
