@@ -66,6 +66,12 @@ def block_list(text: str) -> tuple[int, ...]:
     return blocks
 
 
+def add_force_argument(p: argparse.ArgumentParser) -> None:
+    """``--force``: replace an output file that is write-protected (refused otherwise, in one line)."""
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing output file even if it is write-protected (default: refuse)")
+
+
 class _Given(argparse.Action):
     """Stores the value and records that the option was given (``args.given_options``), for method checks."""
 

@@ -16,7 +16,8 @@ import time
 
 from . import __version__
 from .errors import DeviceError, UsageError, capped, first_line
-from .args import Progress, add_model_arguments, build_model_from_args, check_model_arguments, in_range
+from .args import (Progress, add_force_argument, add_model_arguments, build_model_from_args, check_model_arguments,
+                   in_range)
 from .limits import MAX_BATCH, METHOD_HELP, OPSETS
 from .sides import check_command_side, workstation_hint
 
@@ -88,8 +89,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from .outputs import check_output_path, sidecar_path
 
-    check_output_path(args.output, suffix=".onnx")  # both paths fail before torch is imported
-    check_output_path(sidecar_path(args.output), what="sidecar")
+    check_output_path(args.output, suffix=".onnx", force=args.force)  # both paths fail before torch is imported
+    check_output_path(sidecar_path(args.output), what="sidecar", force=args.force)
     if args.method == "random":
         raise UsageError("method 'random' draws new tokens on every run and cannot be verified; "
                          "export bat, evit, tome or none")

@@ -31,13 +31,16 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     return side if side != path else path.with_name(path.name + ".json")
 
 
-def check_output_path(path: str | os.PathLike, suffix: str | None = None, what: str = "output") -> Path:
+def check_output_path(path: str | os.PathLike, suffix: str | None = None, what: str = "output",
+                      force: bool = False) -> Path:
     """Raise :class:`UsageError` (one line) unless a regular file can be written at ``path``.
 
     Args:
         path: the file to be written (it may exist: a regular file is replaced only once the new one is complete).
         suffix: the suffix the name must end in, e.g. ``".onnx"``.
         what: how the message names the file (``"output"``, ``"sidecar"``).
+        force: replace an existing file that has no write permission bit (root could, but the user asked for it
+            to stay: refused unless ``--force``).
     """
     path = Path(path)
     if suffix is not None and path.suffix != suffix:
@@ -47,6 +50,9 @@ def check_output_path(path: str | os.PathLike, suffix: str | None = None, what: 
     if path.exists() and not path.is_file():
         raise UsageError(f"{what} {path} exists and is not a regular file (a device, pipe or socket); "
                          "refusing to replace it")
+    if path.is_file() and not force and not path.stat().st_mode & 0o222:
+        raise UsageError(f"{what} {path} is write-protected (mode {path.stat().st_mode & 0o777:o}); refusing to "
+                         "replace it: remove it, make it writable or pass --force")
     parent = path.parent
     if not parent.is_dir():
         reason = "is not a directory" if parent.exists() else "does not exist"

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 
+from ..args import add_force_argument
 from ..errors import UsageError
 from ..limits import check_image_size, patch_size_from_name
 from ..sides import require_workstation
@@ -155,10 +156,11 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         raise UsageError(f"--target-fps must be > 0, got {args.target_fps}")
     from ..outputs import check_output_path
 
-    check_output_path(args.output[: -len(".engine")] + ".onnx" if args.output.endswith(".engine") else args.output)
+    check_output_path(args.output[: -len(".engine")] + ".onnx" if args.output.endswith(".engine") else args.output,
+                      force=args.force)
     require_workstation("tune (it builds the models)")
     _warn_random(args, "tune")
-    from .tune import ladder_table, measure_ladder, pick, write_choice
+    from .tune import ladder_table, measure_ladder, pick, slower_than_unpruned, write_choice
 
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     rungs, models = measure_ladder(args.model, args.keep_rates, args.backend, args.precision, args.method,
@@ -166,6 +168,11 @@ def _cmd_tune(args: argparse.Namespace) -> int:
                                    **_model_kwargs(args))
     chosen = pick(rungs, args.target_fps)
     print(ladder_table(rungs, args.target_fps, chosen))
+    refused = slower_than_unpruned(rungs)
+    if refused:
+        print(f"not recommended: keep rate {', '.join(f'{r.keep_rate:g}' for r in refused)} "
+              f"{'is' if len(refused) == 1 else 'are'} not faster than the unpruned model here (the merge's fixed "
+              "cost per stage outweighs the work it saves on this model and backend)", file=sys.stderr)
     if chosen is None:
         best = max(rungs, key=lambda r: r.fps)
         print(f"tdm-edge tune: no keep rate reaches {args.target_fps:g} FPS on this device (best: "
@@ -209,4 +216,5 @@ def add_commands(sub, parser_class) -> None:
                    help="the ladder (default 1.0,0.9,0.8,0.7,0.6,0.5)")
     p.add_argument("--runs", type=int, default=10, help="interleaved rounds (default 10)")
     p.add_argument("-o", "--output", required=True, help="where the chosen model goes (.onnx, or .engine for trt)")
+    add_force_argument(p)
     p.set_defaults(func=_cmd_tune)

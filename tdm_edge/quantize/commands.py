@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from ..args import positive_int
+from ..args import add_force_argument, positive_int
 from ..errors import UsageError
 
 
@@ -34,6 +34,7 @@ def add_commands(sub, parser_class) -> None:
     p.add_argument("--recipe", metavar="FILE", default=None,
                    help="a recipe .json (default: calibration/<model>.json, else calibration/default.json)")
     p.add_argument("-o", "--output", required=True, help="the INT8 .onnx to write (a sidecar .json goes beside it)")
+    add_force_argument(p)
     p.set_defaults(func=_cmd_calibrate)
 
     p = sub.add_parser("compare", help="FP32 vs INT8: top-1/top-5 agreement, logit cosine, token decisions changed")
@@ -63,7 +64,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from .recipes import find_recipe, read_recipe
 
     proto, meta = load_fp32(args.model)
-    out = check_output_path(args.output)
+    out = check_output_path(args.output, force=args.force)
     if os.path.abspath(out) == os.path.abspath(args.model):
         raise UsageError("the output would replace the FP32 model; give another file name")
     warn_if_random(meta, "calibrate")

@@ -10,7 +10,7 @@ import contextlib
 import sys
 from pathlib import Path
 
-from ..args import positive_int
+from ..args import add_force_argument, positive_int
 from ..errors import UsageError
 from .pipelines import CODECS, DECODERS, DEFAULT_LATENCY_MS, FLIPS, codec_name, flip_name  # no cv2, no numpy
 from .v4l2 import format_name
@@ -29,8 +29,10 @@ def add_commands(sub, parser_class) -> None:
     p.add_argument("--backend", default="auto", help="auto | trt | ort | torch | torch-cuda (default auto: by model)")
     p.add_argument("--topk", "--topK", type=positive_int, default=5, help="predictions shown (default 5)")
     p.add_argument("--headless", action="store_true", help="no window")
-    p.add_argument("--input-width", type=positive_int, default=None)
-    p.add_argument("--input-height", type=positive_int, default=None)
+    p.add_argument("--input-width", type=positive_int, default=None,
+                   help="cameras, synthetic://: frame width to ask for (default: the source's own)")
+    p.add_argument("--input-height", type=positive_int, default=None,
+                   help="cameras, synthetic://: frame height to ask for (default: the source's own)")
     p.add_argument("--input-rate", type=float, default=None, help="frames per second (cameras, synthetic://)")
     p.add_argument("--input-flip", "--input-flip-method", "--flip-method", type=_parse(flip_name), default="none",
                    metavar="METHOD", help=f"{', '.join(FLIPS)} (jetson-utils' names; also horizontal, vertical). "
@@ -54,6 +56,7 @@ def add_commands(sub, parser_class) -> None:
                    "when it is faster)")
     p.add_argument("--output-codec", choices=("mp4v", "mjpg", "h264"), default=None,
                    help="video file codec (default: mp4v for .mp4, mjpg for .avi)")
+    add_force_argument(p)
     p.add_argument("--show-tokens", action="store_true",
                    help="draw the token map: what happened to every patch in every reduction stage")
     p.add_argument("--log", default=None, help="write one JSON line per frame to this file")
@@ -62,8 +65,11 @@ def add_commands(sub, parser_class) -> None:
     p.add_argument("--exact-resize", action="store_true",
                    help="resize the whole frame as calibration and eval do (slower; default: only the pixels under "
                    "the centre crop, about 0.8 ms instead of 6.5 ms at 1280x720)")
-    group = p.add_argument_group("for a timm model name (PyTorch backends)")
+    group = p.add_argument_group("the model (--model picks the backend; the other options build a timm model)")
     add_model_arguments(group)
+    from ..engine.cache import add_engine_arguments  # light: argparse only
+
+    add_engine_arguments(p)  # --plugins, --engine-cache, --rebuild, --cuda (H4)
     p.set_defaults(func=_cmd_run, model=None)
     for action in p._actions:  # the shared --model option, described for this command
         if action.dest == "model":
@@ -84,7 +90,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # and drawing are small, and OpenCV's idle workers would take CPU from inference (measured at 1280x720: 2.3 ms
     # of CPU per frame for the loop with one thread, 3.4 ms with two; benchmarks/results/video_loop.md)
     spec = parse_source(args.input)
-    out_specs = parse_output(args.output, args.headless, args.output_codec)
+    out_specs = parse_output(args.output, args.headless, args.output_codec, force=args.force)
     if args.output is None and not args.headless and not has_display():
         print("tdm-edge run: no display found: running headless (give an output file to keep the frames)",
               file=sys.stderr)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
+from ..outputs import check_output_path
 from ..outputs import umask_mode, write_file
 from .cvutil import cv2, has_display
 from .sources import IMAGE_EXTS
@@ -189,8 +190,10 @@ class OutputSpec:
     codec: str | None = None
 
 
-def parse_output(uri: str | None, headless: bool, codec: str | None = None) -> list[OutputSpec]:
-    """The output URI (and ``--headless``) -> what to write; a window comes too when a display exists."""
+def parse_output(uri: str | None, headless: bool, codec: str | None = None, force: bool = False) -> list[OutputSpec]:
+    """The output URI (and ``--headless``) -> what to write; a window comes too when a display exists. A file
+    output is checked as every command checks its outputs (:func:`tdm_edge.outputs.check_output_path`: never a
+    device node, a directory or, without ``force``, a write-protected file)."""
     specs: list[OutputSpec] = []
     if uri:
         match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", uri)
@@ -203,7 +206,7 @@ def parse_output(uri: str | None, headless: bool, codec: str | None = None) -> l
             raise UsageError(f"unknown output scheme {scheme}:// in {uri!r}; supported: display://, file:// "
                              "(or a path: .mp4/.avi/.mkv video, .jpg/.png image, a folder/)")
         else:
-            specs.append(_file_spec(rest, codec))
+            specs.append(_file_spec(rest, codec, force))
     if not headless and not any(s.kind == "display" for s in specs) and has_display():
         specs.append(OutputSpec("display", "0"))
     if any(s.kind == "display" for s in specs) and not has_display():
@@ -212,7 +215,7 @@ def parse_output(uri: str | None, headless: bool, codec: str | None = None) -> l
     return specs
 
 
-def _file_spec(path: str, codec: str | None) -> OutputSpec:
+def _file_spec(path: str, codec: str | None, force: bool = False) -> OutputSpec:
     ext = Path(path).suffix.lower()
     if path.endswith(("/", os.sep)) or Path(path).is_dir() or not ext:
         kind = "images"
@@ -229,6 +232,11 @@ def _file_spec(path: str, codec: str | None) -> OutputSpec:
         raise UsageError(f"cannot write {path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise UsageError(f"cannot write {path}: directory {parent} is not writable")
+    if kind in ("video", "image"):
+        check_output_path(path, force=force)
+    elif Path(path.rstrip("/")).exists() and not Path(path.rstrip("/")).is_dir():
+        raise UsageError(f"output {path} exists and is not a folder (a file, device, pipe or socket); "
+                         "refusing to write images into it")
     if codec == "h264" and kind == "video" and not h264_available(Path(parent)):
         raise UsageError("H.264 is not available in this OpenCV build (no working encoder); use --output-codec mp4v "
                          "(.mp4) or mjpg (.avi), or JetPack's OpenCV with GStreamer")
