@@ -4,6 +4,9 @@
  */
 #include "batMergePlugin.h"
 
+#include "batMergeChecks.h"
+#include "batMergeLog.h"
+
 #if NV_TENSORRT_MAJOR >= 10
 
 #include <new>
@@ -51,7 +54,10 @@ int32_t BatMergePlugin::getNbOutputs() const noexcept { return 1; }
 int32_t BatMergePlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
     nvinfer1::DynamicPluginTensorDesc const* /* out */, int32_t nbOutputs) noexcept
 {
-    return nbInputs == 2 && nbOutputs == 1 && dimsMatch(mSizes, in[0].desc.dims, in[1].desc.dims) ? 0 : -1;
+    if (nbInputs == 2 && nbOutputs == 1 && dimsMatch(mSizes, in[0].desc.dims, in[1].desc.dims))
+        return 0;
+    logError("configurePlugin: inputs do not have the stage's shapes [B, n, c] and [B, n-1]");
+    return -1;
 }
 
 int32_t BatMergePlugin::getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
@@ -93,15 +99,22 @@ size_t BatMergePlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const*
 int32_t BatMergePlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
     nvinfer1::PluginTensorDesc const* /* out */, int32_t nbOutputs) noexcept
 {
-    return nbInputs == 2 && nbOutputs == 1 && dimsMatch(mSizes, in[0].dims, in[1].dims) ? 0 : -1;
+    if (nbInputs == 2 && nbOutputs == 1 && dimsMatch(mSizes, in[0].dims, in[1].dims))
+        return 0;
+    logError("onShapeChange: inputs do not have the stage's shapes [B, n, c] and [B, n-1]");
+    return -1;
 }
 
 int32_t BatMergePlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
-    nvinfer1::PluginTensorDesc const* /* outputDesc */, void const* const* inputs, void* const* outputs,
+    nvinfer1::PluginTensorDesc const* outputDesc, void const* const* inputs, void* const* outputs,
     void* workspace, cudaStream_t stream) noexcept
 {
+    if (!enqueueDescsMatch(mSizes, inputDesc, outputDesc)) // TensorRT checked them at build time; dims come at run
+        return -1;
     cudaError_t const status = batMergeForward(mSizes, static_cast<int32_t>(inputDesc[0].dims.d[0]),
         tokenType(inputDesc[0].type), inputs[0], inputs[1], outputs[0], workspace, stream);
+    if (status != cudaSuccess)
+        logError((std::string("enqueue: launch failed: ") + cudaGetErrorString(status)).c_str());
     return status == cudaSuccess ? 0 : -1;
 }
 
@@ -138,7 +151,10 @@ nvinfer1::IPluginV3* BatMergePluginCreator::createPlugin(
 {
     BatSizes sizes{};
     if (!sizesFromFields(fc, sizes)) // the same fields at build time (ONNX attributes) and at runtime (serialised)
+    {
+        logError("createPlugin: needs the INT32 fields n, c, keep, pairs, clusters, knn of a valid stage");
         return nullptr;
+    }
     auto* plugin = new (std::nothrow) BatMergePlugin(sizes);
     if (plugin != nullptr)
         plugin->setPluginNamespace(mNamespace.c_str());

@@ -23,7 +23,9 @@ class BatMergePlugin : public nvinfer1::IPluginV3,
 public:
     explicit BatMergePlugin(BatSizes const& sizes);
     BatMergePlugin() = delete;
-    BatMergePlugin(BatMergePlugin const&) = default;
+    // no copies: mSerialFields points into mSerialValues of its own object (clone() builds a fresh plugin)
+    BatMergePlugin(BatMergePlugin const&) = delete;
+    BatMergePlugin& operator=(BatMergePlugin const&) = delete;
     ~BatMergePlugin() override = default;
 
     // IPluginV3

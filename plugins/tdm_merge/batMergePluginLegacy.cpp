@@ -4,6 +4,9 @@
  */
 #include "batMergePluginLegacy.h"
 
+#include "batMergeChecks.h"
+#include "batMergeLog.h"
+
 #include <new>
 #include <stdexcept>
 
@@ -28,10 +31,10 @@ BatMergePluginLegacy::BatMergePluginLegacy(void const* data, size_t length)
 {
     std::array<int32_t, 1 + kNbFields> v{};
     if (data == nullptr || length != kSerialBytes)
-        throw std::invalid_argument("TdmBatMerge: serialised plugin has the wrong length");
+        throw std::invalid_argument("serialised plugin has the wrong length");
     std::memcpy(v.data(), data, kSerialBytes);
     if (v[0] != kMagic)
-        throw std::invalid_argument("TdmBatMerge: not a serialised TdmBatMerge plugin");
+        throw std::invalid_argument("not a serialised TdmBatMerge plugin");
     mSizes = BatSizes{v[1], v[2], v[3], v[4], v[5], v[6]};
     if (validateSizes(mSizes) != 0)
         throw std::invalid_argument(batMergeSizeError(validateSizes(mSizes)));
@@ -84,9 +87,11 @@ bool BatMergePluginLegacy::supportsFormatCombination(
     return nbInputs == 2 && nbOutputs == 1 && pos >= 0 && pos < 3 && formatSupported(inOut, pos);
 }
 
-void BatMergePluginLegacy::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* /* in */,
-    int32_t /* nbInputs */, nvinfer1::DynamicPluginTensorDesc const* /* out */, int32_t /* nbOutputs */) noexcept
+void BatMergePluginLegacy::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
+    nvinfer1::DynamicPluginTensorDesc const* /* out */, int32_t nbOutputs) noexcept
 {
+    if (nbInputs != 2 || nbOutputs != 1 || !dimsMatch(mSizes, in[0].desc.dims, in[1].desc.dims))
+        logError("configurePlugin: inputs do not have the stage's shapes [B, n, c] and [B, n-1]");
 }
 
 size_t BatMergePluginLegacy::getWorkspaceSize(nvinfer1::PluginTensorDesc const* inputs, int32_t /* nbInputs */,
@@ -96,13 +101,15 @@ size_t BatMergePluginLegacy::getWorkspaceSize(nvinfer1::PluginTensorDesc const* 
 }
 
 int32_t BatMergePluginLegacy::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
-    nvinfer1::PluginTensorDesc const* /* outputDesc */, void const* const* inputs, void* const* outputs,
+    nvinfer1::PluginTensorDesc const* outputDesc, void const* const* inputs, void* const* outputs,
     void* workspace, cudaStream_t stream) noexcept
 {
-    if (!dimsMatch(mSizes, inputDesc[0].dims, inputDesc[1].dims))
+    if (!enqueueDescsMatch(mSizes, inputDesc, outputDesc))
         return 1;
     cudaError_t const status = batMergeForward(mSizes, static_cast<int32_t>(inputDesc[0].dims.d[0]),
         tokenType(inputDesc[0].type), inputs[0], inputs[1], outputs[0], workspace, stream);
+    if (status != cudaSuccess)
+        logError((std::string("enqueue: launch failed: ") + cudaGetErrorString(status)).c_str());
     return status == cudaSuccess ? 0 : 1;
 }
 
@@ -123,7 +130,10 @@ nvinfer1::IPluginV2* BatMergePluginLegacyCreator::createPlugin(
 {
     BatSizes sizes{};
     if (!sizesFromFields(fc, sizes))
+    {
+        logError("createPlugin: needs the INT32 fields n, c, keep, pairs, clusters, knn of a valid stage");
         return nullptr;
+    }
     auto* plugin = new (std::nothrow) BatMergePluginLegacy(sizes);
     if (plugin != nullptr)
         plugin->setPluginNamespace(mNamespace.c_str());
@@ -139,8 +149,9 @@ nvinfer1::IPluginV2* BatMergePluginLegacyCreator::deserializePlugin(
         plugin->setPluginNamespace(mNamespace.c_str());
         return plugin;
     }
-    catch (std::exception const&)
+    catch (std::exception const& e)
     {
+        logError((std::string("deserializePlugin: ") + e.what()).c_str());
         return nullptr;
     }
 }
