@@ -96,7 +96,7 @@ def _opencv_fix(facts: Dict, gstreamer: bool = False) -> Optional[str]:
         return cv["error"]
     if gstreamer and not str(cv.get("gstreamer") or "").upper().startswith("YES"):
         if facts.get("jetson"):
-            return ("this OpenCV has no GStreamer: use JetPack's (sudo apt install python3-opencv; pip uninstall "
+            return ("this OpenCV has no GStreamer: use JetPack's (sudo apt install nvidia-opencv; pip uninstall "
                     f"{' '.join(cv.get('pip_distributions') or ['opencv-python'])} so that it is not shadowed)")
         return "this OpenCV has no GStreamer: build OpenCV with -DWITH_GSTREAMER=ON (csi:// needs a Jetson)"
     return None

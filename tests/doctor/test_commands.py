@@ -28,7 +28,8 @@ def test_doctor_json_without_torch():
     # torch cannot be imported in that process, so the workstation commands need the export extra
     assert data["facts"]["workstation"] == {"torch": None, "timm": None}
     assert verdicts["export / flops / models"]["ok"] is False
-    assert "pip install 'tdm-edge[export]'" in verdicts["export / flops / models"]["fix"]
+    fix = "needs Python >= 3.10" if sys.version_info < (3, 10) else "needs torch, timm: pip install 'tdm-edge[export]'"
+    assert fix in verdicts["export / flops / models"]["fix"]
     assert data["facts"]["python"]["executable"] == sys.executable
 
 

@@ -99,7 +99,7 @@ def test_a_pip_opencv_without_gstreamer_blocks_only_csi():
     v = by_command(jetpack5(opencv=cv))
     assert v["run VIDEO --model MODEL.engine"].ok
     assert v["run csi://0 --model MODEL.engine"].fix.startswith(
-        "this OpenCV has no GStreamer: use JetPack's (sudo apt install python3-opencv; pip uninstall opencv-python")
+        "this OpenCV has no GStreamer: use JetPack's (sudo apt install nvidia-opencv; pip uninstall opencv-python")
 
 
 def test_a_broken_opencv_gives_its_reason_for_every_run_command():
