@@ -30,9 +30,11 @@ def add_commands(sub, parser_class) -> None:
     p.add_argument("--topk", "--topK", type=positive_int, default=5, help="predictions shown (default 5)")
     p.add_argument("--headless", action="store_true", help="no window")
     p.add_argument("--input-width", type=positive_int, default=None,
-                   help="cameras, synthetic://: frame width to ask for (default: the source's own)")
+                   help="width asked of cameras (csi://, V4L2: 1280 by default, as jetson-utils) and synthetic://; "
+                   "files and images are rescaled to it")
     p.add_argument("--input-height", type=positive_int, default=None,
-                   help="cameras, synthetic://: frame height to ask for (default: the source's own)")
+                   help="height asked of cameras (csi://, V4L2: 720 by default, as jetson-utils) and synthetic://; "
+                   "files and images are rescaled to it")
     p.add_argument("--input-rate", type=float, default=None, help="frames per second (cameras, synthetic://)")
     p.add_argument("--input-flip", "--input-flip-method", "--flip-method", type=_parse(flip_name), default="none",
                    metavar="METHOD", help=f"{', '.join(FLIPS)} (jetson-utils' names; also horizontal, vertical). "
