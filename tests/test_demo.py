@@ -50,7 +50,42 @@ def test_demo_exports_lints_quantizes_and_benchmarks_the_demo_model(run):
     bench = report["steps"]["bench"]
     assert set(bench["1"]["p50_ms"]) == {"unpruned", "pruned", "ideal"}
     assert bench["gmac_ratio"] == pytest.approx(report["steps"]["flops"]["ratio"], abs=1e-3)
+    assert bench["model"] == "tdm_vit_micro_patch4_56" and bench["machine"].startswith("load ")
     assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_demo_measures_deit_t_beside_it_and_says_where_pruning_pays(run):
+    out, report = run
+    deit = report["steps"]["bench_deit_t"]
+    assert deit["model"] == "deit_tiny_patch16_224" and set(demo.batches_of(deit)) == {"1", "8"}
+    assert (out / "bench_deit_t.png").read_bytes()[:4] == b"\x89PNG"
+    sentence = report["steps"]["pays"]
+    assert sentence == demo.pays_sentence(deit, report["steps"]["bench"])  # the numbers of this run
+    text = (out / "report.md").read_text()
+    assert f"**{sentence}**" in text and "![bench](bench_deit_t.png)" in text
+
+
+def _summary(model, ms):
+    """A bench summary as the demo keeps it: {batch: p50s and paired ratios} (paired = the p50 ratio here)."""
+    summary = {b: {"p50_ms": dict(zip(("unpruned", "pruned", "ideal"), v)),
+                   "ratios": {"pruned/unpruned": round(v[1] / v[0], 4), "pruned/ideal": round(v[1] / v[2], 4)}}
+               for b, v in ms.items()}
+    summary.update(model=model, method="bat", keep_rate=0.7, gmac_ratio=0.65, plot="x.png", machine="load 0.1")
+    return summary
+
+
+def test_the_pays_sentence_says_where_and_why_with_the_numbers():
+    deit = _summary("deit_tiny_patch16_224", {"1": (8.0, 6.16, 5.8), "8": (60.0, 42.0, 40.0)})
+    tiny = _summary("tdm_vit_micro_patch4_56", {"1": (1.77, 7.10, 1.2), "8": (10.0, 11.2, 7.0)})
+    text = demo.pays_sentence(deit, tiny)
+    assert text.startswith("Pruning pays on deit_tiny_patch16_224: BAT 0.7 takes 0.77x the unpruned time at batch 1 "
+                           "(6.16 vs 8.00 ms) and 0.70x at batch 8 (42.00 vs 60.00 ms); pruning does not pay on the "
+                           "demo model (tdm_vit_micro_patch4_56): BAT 0.7 takes 4.01x the unpruned time at batch 1")
+    # why: the merge's cost (pruned - ideal) against the work removed (unpruned - ideal), per batch
+    assert "on tdm_vit_micro_patch4_56 the merge stages add 5.90/4.20 ms" in text
+    assert "removing the tokens saves 0.57/3.00 ms (batch 1/8)" in text
+    mixed = _summary("deit_tiny_patch16_224", {"1": (8.0, 8.4, 5.8), "8": (60.0, 42.0, 40.0)})
+    assert demo.pays_sentence(mixed, tiny).startswith("Pruning pays on deit_tiny_patch16_224 only at batch 8:")
 
 
 def test_demo_bad_checkpoint_is_one_line_exit_2(tmp_path, capsys):

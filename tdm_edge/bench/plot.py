@@ -18,27 +18,58 @@ def _pyplot():
     return plt
 
 
+COLOURS = {"unpruned": "#888888", "pruned": "#1f77b4", "ideal": "#2ca02c", "evit": "#ff7f0e", "tome": "#9467bd"}
+
+
+def bar_limits(p50: list[float], q3: list[float]) -> tuple[float, float]:
+    """The y range of a panel: from 0 to a little above the tallest bar or whisker (so every bar shows whole and
+    has room for its label)."""
+    return 0.0, 1.18 * max(max(p50), max(q3))
+
+
 def plot_bench(result: dict, path: str | os.PathLike) -> None:
-    """Bars of p50 latency (p90 as the error bar) per model and batch, the GMAC ratio as a reference line."""
+    """:func:`bench_figure` written to ``path`` (PNG)."""
+    plt = _pyplot()
+    fig = bench_figure(result)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def bench_figure(result: dict):
+    """Bars of p50 latency per model and batch, whiskers from the first to the third quartile, the p50 written in
+    each bar, and the unpruned p50 scaled by the GMAC ratio as a dashed line; the legend below the panels (never
+    over the data)."""
     plt = _pyplot()
     batches = list(result["batches"])
     keys = list(result["batches"][batches[0]]["per_model"])
-    fig, axes = plt.subplots(1, len(batches), figsize=(4.2 * len(batches), 3.6), squeeze=False)
     s = result["settings"]
+    names = {"pruned": f"{s['method']} {s['keep_rate']}", "ideal": "ideal slice"}
+    fig, axes = plt.subplots(1, len(batches), figsize=(4.2 * len(batches), 3.9), squeeze=False)
+    handles = None
     for ax, batch in zip(axes[0], batches):
         pm = result["batches"][batch]["per_model"]
         p50 = [pm[k]["p50_ms"] for k in keys]
-        err = [[0] * len(keys), [pm[k]["p90_ms"] - pm[k]["p50_ms"] for k in keys]]
-        ax.bar(keys, p50, yerr=err, capsize=4, color=["#888", "#1f77b4", "#2ca02c", "#ff7f0e"][:len(keys)])
-        ax.axhline(pm["unpruned"]["p50_ms"] * result["gmac_ratio"], ls="--", c="k", lw=1, label="unpruned x GMAC ratio")
-        ax.set_title(f"batch {batch}")
-        ax.set_ylabel("p50 latency, ms (bar to p90)")
-        ax.legend(fontsize=7, loc="lower right")
+        low = [max(0.0, pm[k]["p50_ms"] - pm[k].get("q1_ms", pm[k]["p50_ms"])) for k in keys]
+        high = [max(0.0, pm[k].get("q3_ms", pm[k]["p50_ms"]) - pm[k]["p50_ms"]) for k in keys]
+        x = list(range(len(keys)))
+        bars = ax.bar(x, p50, yerr=[low, high], capsize=3, color=[COLOURS.get(k, "#17becf") for k in keys],
+                      error_kw={"lw": 1})
+        for bar, value in zip(bars, p50):  # inside the bar, clear of the whisker
+            ax.text(bar.get_x() + bar.get_width() / 2, value / 2, f"{value:.2f}", ha="center", va="center",
+                    fontsize=7, color="white", fontweight="bold")
+        line = ax.axhline(pm["unpruned"]["p50_ms"] * result["gmac_ratio"], ls="--", c="k", lw=1)
+        ax.set_xticks(x)
+        ax.set_xticklabels([names.get(k, k) for k in keys], fontsize=8)
+        ax.set_ylim(*bar_limits(p50, [p + h for p, h in zip(p50, high)]))
+        ax.set_title(f"batch {batch}", fontsize=9)
+        ax.set_ylabel("p50 latency, ms")
+        handles = [line]
     fig.suptitle(f"{s['model']} {s['method']} {s['keep_rate']}, {s['backend']} {s['precision']}, "
                  f"{result['machine']['device']}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.legend(handles, [f"unpruned p50 x GMAC ratio {result['gmac_ratio']:.3f}"], loc="lower center",
+               fontsize=7, frameon=False, title="whiskers: 1st to 3rd quartile", title_fontsize=7, ncol=1)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return fig
 
 
 def plot_ladder(rows: list[dict], path: str | os.PathLike, title: str, target_fps: float | None = None) -> None:

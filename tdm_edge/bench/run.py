@@ -21,10 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .backends import RunnerSpec, prepare
-from .stats import Rounds, pct, rotation, summarise
-
-PAIRS = (("pruned", "ideal"), ("pruned", "unpruned"), ("ideal", "unpruned"), ("evit", "ideal"),
-         ("evit", "unpruned"))
+from .machine import PowerSampler, backend_versions, gpu_name, snapshot, state_text, warnings_for
+from .stats import Rounds, compared_pairs, pct, rotation, summarise
 
 
 @dataclass
@@ -76,20 +74,35 @@ def in_fresh_process(fn, *args):
 
 
 def environment(cfg: BenchConfig) -> dict:
+    """The machine and the versions of what measured (the backend's, torch's that built the models), the GPU."""
     import torch
 
     from .. import __version__
 
-    versions = {"tdm-edge": __version__, "torch": torch.__version__}
-    if cfg.backend == "ort":
-        import onnxruntime
-
-        versions["onnxruntime"] = onnxruntime.__version__
-    device = cpu_name()
-    if cfg.backend in ("torch-cuda", "trt") and torch.cuda.is_available():
-        device = torch.cuda.get_device_name(0)
-    return {"machine": {"device": device, "cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform()},
+    versions = {"tdm-edge": __version__, "torch": torch.__version__, **backend_versions(cfg.backend)}
+    gpu = gpu_name(cfg.backend)
+    return {"machine": {"device": gpu or cpu_name(), "cpu": cpu_name(), "gpu": gpu, "cores": os.cpu_count(),
+                        "platform": platform.platform()},
             "versions": versions}
+
+
+def model_name(name: str, checkpoint: str | None) -> str:
+    """The name the result and the log use: a trained checkpoint's own (its record), else ``name``."""
+    if checkpoint is not None:
+        from ..train.trained import has_record, read_record
+
+        if has_record(checkpoint):  # a trained model brings its own architecture
+            return read_record(checkpoint)["model"]
+    return name
+
+
+def measured(specs: dict[str, RunnerSpec], batch: int, shape: tuple[int, ...], cfg: BenchConfig,
+             per_round: int) -> tuple[dict[str, Rounds], dict]:
+    """One fresh process's times, with the machine's state before and after it and the board power meanwhile."""
+    before = snapshot()
+    with PowerSampler() as power:
+        times = in_fresh_process(measure, specs, batch, shape, cfg.warmup, cfg.rounds, per_round)
+    return times, {"before": before, "after": snapshot(), "watts": power.watts}
 
 
 def cpu_name() -> str:
@@ -109,15 +122,15 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
     from ..reduce.flops import flops_report
     from .models import compared_models
 
+    cfg.model = model_name(cfg.model, cfg.checkpoint)
     log(f"building {cfg.model}: unpruned, {cfg.method} {cfg.keep_rate}, ideal slice{''.join(', ' + e for e in cfg.extras)}")
     models = compared_models(cfg.model, cfg.keep_rate, cfg.method, cfg.checkpoint, cfg.extras, **cfg.model_kwargs)
     macs = {k: flops_report(m, batch=1).gmacs for k, m in models.items()}
     schedule = models["pruned"].tdm_schedule
-    if cfg.checkpoint is not None:
-        from ..train.trained import has_record, read_record
-
-        if has_record(cfg.checkpoint):  # a trained model brings its own architecture
-            cfg.model = read_record(cfg.checkpoint)["model"]
+    state = snapshot()
+    log(f"machine: {state_text(state)}")
+    for warning in warnings_for(state):
+        log(f"warning: {warning}")
     result = {
         "benchmark": f"{cfg.method} vs unpruned vs ideal slice",
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -127,6 +140,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
                      "rounds": cfg.rounds, "repeats": cfg.repeats, "stage_tokens": schedule.stage_tokens,
                      "weights": weights_record(cfg.checkpoint) if cfg.checkpoint else
                      f"{RANDOM} (seed 0) + N(0, 0.02^2) on every parameter (trained-like)"},
+        "machine_state": state,
         "gmacs": {k: round(v, 4) for k, v in macs.items()},
         "gmac_ratio": round(macs["pruned"] / macs["unpruned"], 4),
         "batches": {},
@@ -137,30 +151,62 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
             log(f"batch {batch}: preparing {cfg.backend} {cfg.precision}")
             specs = prepare(models, cfg.backend, cfg.precision, batch, tmp, cfg.threads, log)
             per_round = cfg.per_round or max(2, 10 // batch)
-            repeats = []
+            repeats, states = [], []
             for i in range(cfg.repeats):
-                repeats.append(in_fresh_process(measure, specs, batch, shape, cfg.warmup, cfg.rounds, per_round))
-                log(f"batch {batch}: process {i + 1}/{cfg.repeats} done")
-            entry = {"per_round": per_round, **summarise(repeats, PAIRS, batch), "times_ms": repeats}
+                times, state = measured(specs, batch, shape, cfg, per_round)
+                repeats.append(times)
+                states.append(state)
+                log(f"batch {batch}: process {i + 1}/{cfg.repeats} done ({state_text(state['after'])})")
+            entry = {"per_round": per_round, **summarise(repeats, compared_pairs(list(specs)), batch),
+                     "machine_states": states, "times_ms": repeats}
             entry["pruned_over_ideal_pct"] = pct(entry["ratios"]["pruned/ideal"])
             result["batches"][str(batch)] = entry
     return result
 
 
+STATISTICS = ("p50: the median of every timed run over all processes (p90 beside it). Each ratio is given two ways: "
+              "`p50s` divides the two p50s shown; `paired` is the median over processes of the median over rounds "
+              "of per-round ratios (the models ran back to back in each round, so drift cancels), with its range "
+              "over processes. They are different statistics and can differ by a few percent; the paired one is "
+              "the measurement.")
+
+
+def _ratio_cell(entry: dict, pair: str, with_range: bool = False) -> str:
+    if pair not in entry["ratios"]:
+        return "-"
+    cell = f"{entry['p50_ratios'][pair]:.3f}, {entry['ratios'][pair]:.3f}"
+    if with_range:
+        low, high = entry["ratio_ranges"][pair]
+        cell += f" ({low:.3f}..{high:.3f})"
+    return cell
+
+
+def model_label(key: str, settings: dict) -> str:
+    """``pruned`` -> ``bat 0.7``; extras by their method; ``ideal`` -> ``ideal slice``."""
+    if key == "pruned":
+        return f"{settings['method']} {settings['keep_rate']}"
+    if key == "ideal":
+        return "ideal slice"
+    return key if key == "unpruned" else f"{key} {settings['keep_rate']}"
+
+
 def table(result: dict) -> str:
-    """The result as a Markdown table, one row per batch."""
+    """The result as Markdown: one row per batch and model, each ratio as the ratio of the p50s shown and as the
+    paired median, the statistics named, the machine's state in the heading."""
     s = result["settings"]
+    state = result.get("machine_state")
     lines = [f"{s['model']} {s['method']} {s['keep_rate']} on {s['backend']} {s['precision']} "
              f"({result['machine']['device']}); tokens {' -> '.join(map(str, s['stage_tokens']))}; "
-             f"GMAC ratio {result['gmac_ratio']:.3f}",
-             "",
-             "| batch | unpruned p50 ms | pruned p50 ms (p90, p99) | ideal p50 ms | pruned img/s | pruned / unpruned |"
-             " pruned over ideal (range) |",
+             f"GMAC ratio {result['gmac_ratio']:.3f}" + (f"; {state_text(state)}" if state else ""),
+             "", STATISTICS, "",
+             f"| batch | model | p50 ms (p90) | img/s | / unpruned: p50s, paired | / ideal slice: p50s, paired "
+             f"(range) | {s['method']} / this: p50s, paired |",
              "|---|---|---|---|---|---|---|"]
     for batch, e in result["batches"].items():
-        pm, r, rng = e["per_model"], e["ratios"], e["ratio_ranges"]["pruned/ideal"]
-        lines.append(f"| {batch} | {pm['unpruned']['p50_ms']:.2f} | {pm['pruned']['p50_ms']:.2f} "
-                     f"({pm['pruned']['p90_ms']:.2f}, {pm['pruned']['p99_ms']:.2f}) | {pm['ideal']['p50_ms']:.2f} | "
-                     f"{pm['pruned']['images_per_s']:.1f} | {r['pruned/unpruned']:.3f} | "
-                     f"{e['pruned_over_ideal_pct']:+.2f} % ({pct(rng[0]):+.2f}..{pct(rng[1]):+.2f}) |")
+        for key, pm in e["per_model"].items():
+            lines.append(f"| {batch} | {model_label(key, s)} | {pm['p50_ms']:.2f} ({pm['p90_ms']:.2f}) | "
+                         f"{pm['images_per_s']:.1f} | {_ratio_cell(e, f'{key}/unpruned')} | "
+                         f"{_ratio_cell(e, f'{key}/ideal', with_range=True)} | {_ratio_cell(e, f'pruned/{key}') if key not in ('unpruned', 'ideal') else '-'} |")
+    lines += ["", "Over the ideal slice (paired): " + "; ".join(
+        f"batch {batch} {e['pruned_over_ideal_pct']:+.2f} %" for batch, e in result["batches"].items())]
     return "\n".join(lines)

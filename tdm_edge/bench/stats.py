@@ -40,7 +40,11 @@ def pct(ratio: float) -> float:
 
 def summarise(repeats: Sequence[dict[str, Rounds]], pairs: Sequence[tuple[str, str]], batch: int = 1) -> dict:
     """Per-model percentiles and throughput over all samples; each ratio per repeat (paired by round), its median
-    over the repeats and its range."""
+    over the repeats and its range; beside it the plain ratio of the two p50s (``p50_ratios``).
+
+    The two ratios are different statistics and may differ by a few percent: the paired ratio is a median of
+    per-round ratios (drift between rounds cancels), the p50 ratio divides two medians of all samples.
+    """
     models = list(repeats[0])
     per_model = {}
     for key in models:
@@ -51,4 +55,16 @@ def summarise(repeats: Sequence[dict[str, Rounds]], pairs: Sequence[tuple[str, s
                   for a, b in pairs if a in models and b in models}
     ratios = {k: round(float(np.median(v)), 4) for k, v in per_repeat.items()}
     ranges = {k: [round(min(v), 4), round(max(v), 4)] for k, v in per_repeat.items()}
-    return {"per_model": per_model, "ratios_per_repeat": per_repeat, "ratios": ratios, "ratio_ranges": ranges}
+    p50_ratios = {f"{a}/{b}": round(per_model[a]["p50_ms"] / per_model[b]["p50_ms"], 4)
+                  for a, b in pairs if a in models and b in models}
+    return {"per_model": per_model, "ratios_per_repeat": per_repeat, "ratios": ratios, "ratio_ranges": ranges,
+            "p50_ratios": p50_ratios}
+
+
+def compared_pairs(keys: Sequence[str]) -> list[tuple[str, str]]:
+    """The ratios a bench reports for models ``keys``: every reduction (pruned and each extra) over the ideal slice
+    and over unpruned, the ideal slice over unpruned, and the pruned model over each extra (BAT / ToMe ...)."""
+    reductions = [k for k in keys if k not in ("unpruned", "ideal")]
+    pairs = [(k, "ideal") for k in reductions] + [(k, "unpruned") for k in reductions] + [("ideal", "unpruned")]
+    pairs += [("pruned", k) for k in reductions if k != "pruned"]
+    return [(a, b) for a, b in pairs if a in keys and b in keys]

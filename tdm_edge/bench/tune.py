@@ -2,7 +2,8 @@
 
 Every keep rate of a ladder is built from the same weights, prepared for the backend (exported, built), and
 measured at batch 1 interleaved in one fresh process; the chosen model is then exported (and verified) to the
-output path.
+output path. The unpruned model (keep rate 1.0) is always measured beside the ladder: a pruned model that is not
+faster than it is never recommended (on a small model the merge's fixed cost can outweigh the work it saves).
 """
 
 from __future__ import annotations
@@ -30,17 +31,29 @@ class Rung:
         return 1e3 / self.p50_ms
 
 
+def slower_than_unpruned(rungs: list[Rung]) -> list[Rung]:
+    """The pruned rungs whose p50 is not below the unpruned rung's (keep rate 1.0); none without that rung."""
+    unpruned = [r for r in rungs if r.keep_rate >= 1.0]
+    if not unpruned:
+        return []
+    return [r for r in rungs if r.keep_rate < 1.0 and r.p50_ms >= unpruned[0].p50_ms]
+
+
 def pick(rungs: list[Rung], target_fps: float) -> Rung | None:
-    """The rung with the highest keep rate whose p50 frame rate meets ``target_fps``; None if none does."""
-    meeting = [r for r in rungs if r.fps >= target_fps]
+    """The rung with the highest keep rate whose p50 frame rate meets ``target_fps``, never a pruned rung that is
+    slower than unpruned; None if none does."""
+    refused = slower_than_unpruned(rungs)
+    meeting = [r for r in rungs if r.fps >= target_fps and r not in refused]
     return max(meeting, key=lambda r: r.keep_rate) if meeting else None
 
 
 def ladder_table(rungs: list[Rung], target_fps: float, chosen: Rung | None) -> str:
+    refused = slower_than_unpruned(rungs)
     lines = ["| keep rate | tokens per stage | GMACs | p50 ms | p90 ms | FPS (p50) | meets target |",
              "|---|---|---|---|---|---|---|"]
     for r in sorted(rungs, key=lambda r: -r.keep_rate):
-        mark = "**chosen**" if r is chosen else ("yes" if r.fps >= target_fps else "no")
+        mark = "**chosen**" if r is chosen else "refused: not faster than unpruned" if r in refused else (
+            "yes" if r.fps >= target_fps else "no")
         lines.append(f"| {r.keep_rate:.2f} | {' -> '.join(map(str, r.stage_tokens))} | {r.gmacs:.3f} | "
                      f"{r.p50_ms:.2f} | {r.p90_ms:.2f} | {r.fps:.1f} | {mark} |")
     return "\n".join(lines)
@@ -57,6 +70,7 @@ def measure_ladder(name: str, keep_rates: tuple[float, ...], backend: str = "ort
     from .backends import prepare
     from .models import model_builder, trained_like
 
+    keep_rates = tuple(keep_rates) if 1.0 in keep_rates else (1.0, *keep_rates)  # the reference is always measured
     torch.manual_seed(0)
     build = model_builder(name, checkpoint, **model_kwargs)  # a trained tdm-edge checkpoint brings its architecture
     base = build("none", None, checkpoint)
