@@ -126,3 +126,54 @@ def test_device_names():
     assert cache.device_name(("NVIDIA GeForce RTX 4090", "8.9")) == "geforce-rtx-4090-sm89"
     assert cache.device_name(("unknown", "unknown")) == "unknown"
     assert cache.device_name(("Orin", "8.7"), 0) == "orin-sm87-dla0"
+
+
+@pytest.mark.slow  # a torch export and two camera-loop runs: about 15 s on the shared 2-core machine
+def test_run_an_onnx_on_trt_builds_the_engine_once_then_reuses_it(tmp_path, monkeypatch, capsys):
+    """``tdm-edge run synthetic:// --model tiny.onnx --backend trt`` end to end, TensorRT and CUDA stood in by
+    FakeTensorRT and FakeCudart: built on the first run, reused on the second, its outputs reach the log."""
+    pytest.importorskip("torch")
+    pytest.importorskip("cv2")
+    import ctypes
+    import json
+    import sys
+
+    import numpy as np
+
+    from tdm_edge.cli import main
+    from tdm_edge.export.onnx_export import export_onnx
+    from tdm_edge.reduce.patch import patch_vit
+    from tdm_edge.runners import cuda_rt
+
+    from ..conftest import tiny_vit
+    from ..runners.fake_cuda import FakeCudart
+
+    onnx_path = tmp_path / "tiny.onnx"
+    labels = [f"class {i}" for i in range(10)]
+    export_onnx(patch_vit(tiny_vit(num_classes=10), "bat", 0.7), onnx_path, labels=labels, name="tiny", verify=False)
+
+    def compute(addresses):  # the stand-in engine: class 3 wins whatever the frame
+        logits = np.ctypeslib.as_array((ctypes.c_float * 10).from_address(addresses["logits"]))
+        logits[:] = np.arange(10, dtype=np.float32) == 3
+
+    cuda = FakeCudart()
+    monkeypatch.setattr(cuda_rt, "cudart", lambda: cuda)
+    monkeypatch.setattr("tdm_edge.runners.gpu_info.gpu_info", lambda device=0: ("FakeGPU Orin", "8.7"))
+    fakes = []
+    for attempt in range(2):
+        fake = FakeTensorRT("10.3.0", io=[("input", "INPUT", "FLOAT", (1, 3, 32, 32)),
+                                          ("logits", "OUTPUT", "FLOAT", (1, 10))])
+        fake.cuda, fake.compute = cuda, compute
+        fakes.append(fake)
+        monkeypatch.setitem(sys.modules, "tensorrt", fake)
+        log = tmp_path / f"log{attempt}.jsonl"
+        code = main(["run", "synthetic://", "--model", str(onnx_path), "--backend", "trt", "--headless",
+                     "--max-frames", "2", "--log", str(log), "--cuda", "cuda-python"])
+        err = capsys.readouterr().err
+        assert code == 0, err
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+        shown = [r["top"][0]["label"] for r in records if not r["dropped"]]  # a live source may drop a frame
+        assert shown and set(shown) == {"class 3"}
+    engine_file = tmp_path / "tiny.10.3.0.fakegpu-orin-sm87.fp16.engine"
+    assert engine_file.is_file() and fakes[0].names("build_serialized_network") == [()]
+    assert fakes[1].names("build_serialized_network") == [] and f"using the cached engine {engine_file}" in err
