@@ -92,6 +92,10 @@ def _binding_fix(facts: Dict) -> Optional[str]:
 
 def _opencv_fix(facts: Dict, gstreamer: bool = False) -> Optional[str]:
     cv = facts["opencv"]
+    if cv.get("error") and not cv.get("installed") and facts.get("jetson"):
+        venv = facts["python"].get("venv") and not facts["python"].get("system_site_packages")
+        see = ": this venv cannot see it, recreate it with python3 -m venv --system-site-packages" if venv else ""
+        return f"JetPack's OpenCV is not found (sudo apt install nvidia-opencv){see}"
     if cv.get("error"):
         return cv["error"]
     if gstreamer and not str(cv.get("gstreamer") or "").upper().startswith("YES"):
@@ -158,7 +162,7 @@ def _package_line(facts: Dict) -> str:
 
 def _opencv_line(cv: Dict) -> List[str]:
     if cv.get("error"):
-        lines = [f"does not import: {cv['error']}"]
+        lines = [f"does not import: {cv['error']}" if cv.get("installed") else "not installed"]
     else:
         lines = [f"{cv['version']}  {cv['path']}, {cv['provider']}",
                  f"GStreamer: {cv.get('gstreamer') or 'unknown'}, FFmpeg: {cv.get('ffmpeg') or 'unknown'}"]

@@ -169,3 +169,14 @@ def test_clocks_below_maximum_get_the_benchmark_advice():
     assert "jetson_clocks" not in at_max
     slow = jetpack5(jetson__cpu_mhz=730)
     assert "before benchmarks, sudo nvpmodel -m 0 && sudo jetson_clocks" in report.render(slow, report.verdicts(slow))
+
+
+def test_no_opencv_on_a_jetson_points_at_jetpacks_and_the_venv():
+    cv = {"version": None, "path": None, "error": "OpenCV is needed ...", "installed": False, "shadowed": []}
+    facts = jetpack5(opencv=cv, python__system_site_packages=False)
+    fix = by_command(facts)["run VIDEO --model MODEL.engine"].fix
+    assert fix == ("JetPack's OpenCV is not found (sudo apt install nvidia-opencv): this venv cannot see it, "
+                   "recreate it with python3 -m venv --system-site-packages")
+    assert "opencv       not installed" in report.render(facts, report.verdicts(facts))
+    off_jetson = jetpack5(opencv=cv, jetson=None)
+    assert by_command(off_jetson)["run VIDEO --model MODEL.engine"].fix == "OpenCV is needed ..."
