@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install --progress-bar on -c constraints.txt -e ".[dev]"
 	$(PY) -c "import torch, torchvision, timm, onnx, onnxruntime; print('env ok: torch', torch.__version__, 'torchvision', torchvision.__version__, 'timm', timm.__version__)"
 	touch $(STAMP)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from ..args import positive_int
 from ..errors import UsageError
@@ -73,7 +74,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(stage: str, detail: str) -> None:
+    """What eval is doing before its answer (torch and the model load for seconds), for a person at a terminal:
+    on stderr when it is one (stdout stays the answer, a pipe or log gets only the answer and errors)."""
+    if sys.stderr.isatty():
+        print(f"{stage}: {detail}...", file=sys.stderr, flush=True)
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
+    _progress("loading", "torch, the model and the images" if args.onnx is None else "ONNX Runtime and the images")
     from .evaluate import format_eval, run_eval, run_eval_onnx
     from .trained import demo_model_path
 
