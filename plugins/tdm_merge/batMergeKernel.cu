@@ -8,7 +8,8 @@
  *                        in the fixed order of dotLanes() (batMerge.h), so the host rounds it identically
  *   3. rowsKernel        phase 3 over a grid, a warp per row: best partner of every A token (argmax by lanes), and
  *                        squared distances and kNN density of every inattentive token (k warp-wide minimum passes)
- *   4. selectionKernel   phases 4-8 in one block per image (O(L^2) at most), __syncthreads between phases
+ *   4. selectionKernel   phases 4-8 in one 512-thread block per image, __syncthreads between phases: edge ranks,
+ *                        deltas, slots and centre ranks a warp per item; labels, weights, coefficients a thread each
  *   5. gridPhaseKernel   phase 9 (combine) over a grid of output values x images
  *
  * The kernel boundaries are the barriers between phases 1, 2, 3, 4-8 and 9. Selection arithmetic is fp32; tokens
@@ -23,7 +24,8 @@ namespace tdm
 namespace
 {
 
-constexpr int32_t kThreads = 256;      // decouple, selection, combine blocks
+constexpr int32_t kThreads = 256;      // decouple, rows, combine blocks
+constexpr int32_t kSelectionThreads = 512; // the one selection block per image
 constexpr int32_t kTile = 16;          // similarity tiles: kTile x kTile dot products per block, one per thread
 constexpr int32_t kTileThreads = kTile * kTile;
 constexpr int32_t kNormsPerBlock = kTileThreads / kLanes;
@@ -268,13 +270,102 @@ __global__ void __launch_bounds__(kThreads) rowsKernel(
         densityWarp(im, row - ka, lane);
 }
 
-//! Phases 4-8 (edge ranks and deltas .. combination coefficients): one block per image, a barrier between phases.
+//! A warp's integer sum (exact in any order).
+__device__ int32_t warpSum(int32_t v)
+{
+    for (int32_t offset = kLanes / 2; offset > 0; offset /= 2)
+        v += __shfl_xor_sync(kFullMask, v, offset);
+    return v;
+}
+
+//! edgeDeltaItem() by one warp: the rank of edge t, or token i's row maximum and its minimum over denser tokens,
+//! each lane taking entries lane, lane + 32, ... The minimum and the NaN-propagating maximum do not depend on the
+//! order they are taken in (up to the sign of a zero, which no rank tells apart).
 template <typename T>
-__global__ void __launch_bounds__(kThreads) selectionKernel(
+__device__ void edgeDeltaWarp(Image<T> const& im, int32_t item, int32_t lane)
+{
+    int32_t const ka = countA(im.s), l = countInattentive(im.s);
+    if (item < ka)
+    {
+        int32_t before = 0;
+        for (int32_t j = lane; j < ka; j += kLanes)
+            before += beforeDesc(im.ws.best[j], j, im.ws.best[item], item) ? 1 : 0;
+        if (int32_t const rank = warpSum(before); lane == 0)
+            im.ws.matched[item] = rank < im.s.pairs ? 1 : 0;
+        return;
+    }
+    int32_t const i = item - ka;
+    float const* d2 = im.ws.d2 + size_t(i) * l;
+    float const rho = im.ws.density[i];
+    float rowMax = d2[0];
+    for (int32_t j = lane; j < l; j += kLanes)
+        rowMax = maxNan(d2[j], rowMax);
+    for (int32_t offset = kLanes / 2; offset > 0; offset /= 2)
+        rowMax = maxNan(__shfl_xor_sync(kFullMask, rowMax, offset), rowMax);
+    float delta = rowMax;
+    for (int32_t j = lane; j < l; j += kLanes)
+    {
+        float const rj = im.ws.density[j];
+        bool const denser = j < i ? rj >= rho : rj > rho;
+        if (denser && d2[j] < delta)
+            delta = d2[j];
+    }
+    for (int32_t offset = kLanes / 2; offset > 0; offset /= 2)
+    {
+        float const other = __shfl_xor_sync(kFullMask, delta, offset);
+        delta = other < delta ? other : delta; // NaN (from rowMax) stays on every lane
+    }
+    if (lane == 0)
+        im.ws.score[i] = rho * sqrtf(delta);
+}
+
+//! matchingCentreItem() by one warp: the A token's slot in its group, or the inattentive token's score rank.
+template <typename T>
+__device__ void matchingCentreWarp(Image<T> const& im, int32_t item, int32_t lane)
+{
+    int32_t const ka = countA(im.s), l = countInattentive(im.s);
+    if (item < ka)
+    {
+        int32_t const mine = im.ws.matched[item];
+        int32_t same = 0;
+        for (int32_t t = lane; t < item; t += kLanes)
+            same += im.ws.matched[t] == mine ? 1 : 0;
+        int32_t const slot = warpSum(same);
+        if (lane != 0)
+            return;
+        if (mine)
+        {
+            im.ws.src[slot] = item;
+            im.ws.dst[slot] = im.ws.partner[item];
+        }
+        else
+            im.ws.unm[slot] = item;
+        return;
+    }
+    int32_t const i = item - ka;
+    int32_t before = 0;
+    for (int32_t j = lane; j < l; j += kLanes)
+        before += beforeDesc(im.ws.score[j], j, im.ws.score[i], i) ? 1 : 0;
+    if (int32_t const rank = warpSum(before); lane == 0 && rank < im.s.clusters)
+        im.ws.centres[rank] = i;
+}
+
+//! Phases 4-8 (edge ranks and deltas .. combination coefficients): one block per image, a barrier between phases.
+//! Phases 4 and 5 (O(Ka) or O(L) per item) take a warp per item; 6-8 a thread per item, as the host.
+template <typename T>
+__global__ void __launch_bounds__(kSelectionThreads) selectionKernel(
     BatSizes s, T const* x, T const* importance, char* workspace)
 {
     Image<T> const im = imageAt(s, int32_t(blockIdx.x), x, importance, static_cast<T*>(nullptr), workspace);
-    for (int32_t phase = kFirstSelectionPhase; phase < kCombinePhase; ++phase)
+    int32_t const lane = threadIdx.x % kLanes, warp = threadIdx.x / kLanes, warps = blockDim.x / kLanes;
+    int32_t const rows = countA(s) + countInattentive(s); // items of phases 4 and 5
+    for (int32_t item = warp; item < rows; item += warps)
+        edgeDeltaWarp(im, item, lane);
+    __syncthreads();
+    for (int32_t item = warp; item < rows; item += warps)
+        matchingCentreWarp(im, item, lane);
+    __syncthreads();
+    for (int32_t phase = kFirstSelectionPhase + 2; phase < kCombinePhase; ++phase)
     {
         int32_t const count = phaseItems(im, phase);
         for (int32_t item = threadIdx.x; item < count; item += blockDim.x)
@@ -316,7 +407,7 @@ cudaError_t launch(BatSizes const& s, int32_t batch, void const* xv, void const*
     rowsKernel<T><<<batch * rowBlocks, kThreads, 0, stream>>>(s, x, importance, workspace, rowBlocks);
     if (cudaError_t const e = cudaGetLastError())
         return e;
-    selectionKernel<T><<<batch, kThreads, 0, stream>>>(s, x, importance, workspace);
+    selectionKernel<T><<<batch, kSelectionThreads, 0, stream>>>(s, x, importance, workspace);
     if (cudaError_t const e = cudaGetLastError())
         return e;
     gridPhaseKernel<T><<<batch * combineBlocks, kThreads, 0, stream>>>(
