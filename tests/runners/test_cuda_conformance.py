@@ -1,6 +1,8 @@
 """Every cuda-python call the TensorRT runner makes exists in the real ``cuda.bindings.runtime`` with a signature
 that accepts the arguments it is given, and FakeCudart mirrors those signatures (names collected with ``ast``)."""
 
+from __future__ import annotations
+
 import ast
 import inspect
 import warnings

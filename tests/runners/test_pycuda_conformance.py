@@ -26,6 +26,7 @@ import tdm_edge
 from .fake_pycuda import FakePyCuda
 
 SOURCE = Path(tdm_edge.__file__).parent / "runners" / "cuda_pycuda.py"
+PYCUDA = "2026.1"  # the pycuda whose source is read (newest on the registry when written)
 # variable or attribute name in cuda_pycuda.py -> the pycuda class of the object it holds
 OBJECTS = {"dev": "Device", "context": "Context", "_context": "Context", "_stream": "Stream",
            "a": ("HostAllocation", "DeviceAllocation")}  # _allocations holds both kinds
@@ -37,19 +38,19 @@ def _cache() -> Path:
 
 
 def _wrapper_source() -> str:
-    """``src/wrapper/wrap_cudadrv.cpp`` of the newest pycuda sdist (downloaded once)."""
+    """``src/wrapper/wrap_cudadrv.cpp`` of the pycuda :data:`PYCUDA` sdist (downloaded once)."""
     folder = _cache()
     folder.mkdir(parents=True, exist_ok=True)
-    found = sorted(folder.glob("pycuda-*.tar.gz"))
+    found = sorted(folder.glob(f"pycuda-{PYCUDA}.tar.gz"))
     if not found:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--no-build-isolation",
                "--quiet", "--disable-pip-version-check", "--retries", "1", "--timeout", "15", "--dest", str(folder),
-               "pycuda"]
+               f"pycuda=={PYCUDA}"]
         try:
             run = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
         except subprocess.TimeoutExpired:
             run = None
-        found = sorted(folder.glob("pycuda-*.tar.gz"))
+        found = sorted(folder.glob(f"pycuda-{PYCUDA}.tar.gz"))
         if not found:
             last = (run.stderr.strip().splitlines() or ["no output"])[-1] if run else "timed out"
             raise LookupError(f"cannot download the pycuda sdist: {last}")
