@@ -74,9 +74,16 @@ def load_plugins(trt: ModuleType, logger, paths: Sequence[str | os.PathLike]) ->
         if not path.is_file():
             raise UsageError(f"plugin library not found: {path}")
         try:
-            ctypes.CDLL(os.fspath(path.resolve()), mode=ctypes.RTLD_GLOBAL)
+            lib = ctypes.CDLL(os.fspath(path.resolve()), mode=ctypes.RTLD_GLOBAL)
         except OSError as err:
             raise UsageError(f"cannot load plugin library {path}: {err}") from None
+        # From TensorRT 8.6 on, ours registers nothing when loaded (only 8.5 does); initTdmMergePlugins registers
+        # each creator once (plugins/README.md, "Build and load")
+        init = getattr(lib, "initTdmMergePlugins", None)
+        if init is not None:
+            init.restype = ctypes.c_bool
+            if not init(None, b""):
+                raise UsageError(f"plugin library {path} could not register its creators (see TensorRT's log)")
         loaded[path.name] = sha256_file(path)
     trt.init_libnvinfer_plugins(logger, "")
     return loaded

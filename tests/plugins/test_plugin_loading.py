@@ -78,8 +78,9 @@ def kernel_object(tmp_path_factory) -> Path:
     return obj
 
 
-def build(include: Path, kernel: Path, out: Path) -> tuple[Path, Path]:
-    """The plugin library (wrappers and entry points against ``include``) and the stand-in loader."""
+def build(include: Path, kernel: Path, out: Path) -> tuple[Path, Path, Path]:
+    """The plugin library (wrappers and entry points against ``include``), the stand-in loader, and the stand-in as a
+    shared library (for a Python process: getPluginRegistry and standin_registry_text)."""
     objects = []
     for name in ("batMergePluginLegacy.cpp", "batMergePlugin.cpp", "batMergePlugins.cpp"):
         obj = out / (name + ".o")
@@ -91,13 +92,16 @@ def build(include: Path, kernel: Path, out: Path) -> tuple[Path, Path]:
         objects.append(str(obj))
     lib = out / "libtdm_merge_plugin.so"
     standin = out / "trt_standin"
+    standin_obj = out / "trt_standin.o"
     for cmd in ([compiler(), "-shared", *objects, str(kernel), "-o", str(lib)],
-                [compiler(), "-std=c++17", "-O1", "-Wall", "-Wno-deprecated-declarations", "-rdynamic", "-isystem",
-                 str(include), "-I", str(CUDACPU), "-I", str(KERNEL_DIR), str(HERE / "trt_standin.cpp"), "-ldl",
-                 "-o", str(standin)]):
+                [compiler(), "-std=c++17", "-O1", "-Wall", "-Wno-deprecated-declarations", "-fPIC", "-c", "-isystem",
+                 str(include), "-I", str(CUDACPU), "-I", str(KERNEL_DIR), str(HERE / "trt_standin.cpp"), "-o",
+                 str(standin_obj)],
+                [compiler(), "-rdynamic", str(standin_obj), "-ldl", "-o", str(standin)],
+                [compiler(), "-shared", str(standin_obj), "-ldl", "-o", str(out / "libtrt_standin.so")]):
         done = subprocess.run(cmd, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-4000:]
-    return lib, standin
+    return lib, standin, out / "libtrt_standin.so"
 
 
 def run_standin(standin: Path, lib: Path) -> dict[str, list[str]]:
@@ -114,7 +118,7 @@ def run_standin(standin: Path, lib: Path) -> dict[str, list[str]]:
 @pytest.mark.parametrize("ref", list(RELEASES))
 def test_loading_per_release(kernel_object, tmp_path, ref):
     exports, loaded = RELEASES[ref]
-    lib, standin = build(headers(ref, tmp_path), kernel_object, tmp_path)
+    lib, standin, _ = build(headers(ref, tmp_path), kernel_object, tmp_path)
     got = run_standin(standin, lib)
     assert got["selftest"] == ["double rejected"]  # the stand-in does reject a second registration
     assert set(got["exports"][0].split()) == exports
@@ -147,3 +151,24 @@ def test_loading_per_release(kernel_object, tmp_path, ref):
     else:
         assert "enqueue_v3" not in got
     assert got["done"] == [""]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ref, registered", [("release/8.5", "::TdmBatMerge/1"),
+                                             ("v10.3.0", "::TdmBatMerge/1 ::TdmBatMerge/2")])
+def test_runner_load_plugins_registers_once(kernel_object, tmp_path, ref, registered):
+    """tdm_edge.runners.trt_env.load_plugins (what `tdm-edge build/run --plugins` use): ctypes.CDLL, then
+    initTdmMergePlugins; on 8.5 the library registered itself and the call adds nothing, on 10.x it registers both
+    creators. Run in a child process: the stand-in's getPluginRegistry must be loaded first, RTLD_GLOBAL."""
+    lib, _, standin_lib = build(headers(ref, tmp_path), kernel_object, tmp_path)
+    script = (
+        "import ctypes, sys, types\n"
+        "from tdm_edge.runners import trt_env\n"
+        f"registry = ctypes.CDLL({str(standin_lib)!r}, mode=ctypes.RTLD_GLOBAL)\n"
+        "registry.standin_registry_text.restype = ctypes.c_char_p\n"
+        "trt = types.SimpleNamespace(init_libnvinfer_plugins=lambda logger, ns: True)\n"
+        f"loaded = trt_env.load_plugins(trt, None, [{str(lib)!r}])\n"
+        "print(sorted(loaded), registry.standin_registry_text().decode())\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == f"['libtdm_merge_plugin.so'] {registered} | rejected 0"

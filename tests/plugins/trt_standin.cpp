@@ -235,6 +235,17 @@ extern "C" __attribute__((visibility("default"))) IPluginRegistry* getPluginRegi
     return gRegistry;
 }
 
+//! The registry as one line (for a Python process that loaded this stand-in as a library: tests of trt_env).
+extern "C" __attribute__((visibility("default"))) char const* standin_registry_text()
+{
+    static std::string text;
+    text.clear();
+    for (Entry const& e : gRegistry->entries)
+        text += e.ns + "::" + e.name + "/" + e.version + " ";
+    text += "| rejected " + std::to_string(gRegistry->rejected);
+    return text.c_str();
+}
+
 template <typename F>
 F symbol(void* lib, char const* name)
 {
