@@ -56,7 +56,8 @@ class BuildReport:
 
     def summary(self) -> str:
         flags = ", ".join(self.builder_flags) or "none"
-        pinned = f", {self.pinned_fp32_layers} TopK layer(s) pinned to fp32" if self.pinned_fp32_layers else ""
+        pinned = (f", {self.pinned_fp32_layers} TopK/LayerNorm layer(s) pinned to fp32" if self.pinned_fp32_layers
+                  else "")
         return (f"{self.engine_path}: {self.engine_bytes / 2**20:.1f} MiB, TensorRT {self.trt_version}, "
                 f"{self.precision} (builder flags: {flags}{pinned}), {self.seconds:.1f} s; "
                 f"sidecar {self.sidecar_path}")
@@ -139,6 +140,21 @@ def log_lines(messages: Sequence[tuple[str, str]], verbose: bool = False) -> lis
     if len(distinct) > WARNINGS_SHOWN or len(warnings) > len(distinct):
         lines.append(f"TensorRT gave {len(warnings)} warning(s), {len(distinct)} distinct; --verbose prints them all")
     return lines
+
+
+# LayerNorm's layers: native (NORMALIZATION, 8.6+) or the decomposed export's ReduceMean/Sub/Pow/Sqrt/Div/Mul/Add,
+# which the parser names after the ONNX nodes of the model's norm modules ("/blocks.3/norm1/ReduceMean", "/norm/...")
+NORM_LAYER_TYPES = ("NORMALIZATION", "REDUCE", "ELEMENTWISE", "UNARY")
+
+
+def is_layer_norm(layer) -> bool:
+    """Whether a parsed layer computes LayerNorm (kept fp32 under the FP16 flag: its variance overflows fp16, the
+    overflow TensorRT itself warns about). Shape and constant layers under a norm module are left alone."""
+    kind = getattr(layer.type, "name", "")
+    if kind == "NORMALIZATION":
+        return True
+    name = layer.name or ""
+    return kind in NORM_LAYER_TYPES and ("/norm/" in name or "/norm1/" in name or "/norm2/" in name)
 
 
 def _check_paths(onnx_path: Path, engine_path: Path, timing_cache: Path | None) -> None:
@@ -256,10 +272,10 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     for name in flags:
         config.set_flag(getattr(trt.BuilderFlag, name))
     pinned = 0
-    if versions.pins_selection_fp32(version, precision, strongly_typed):  # token selection (TopK) stays fp32
+    if versions.pins_selection_fp32(version, precision, strongly_typed):  # selection and LayerNorm stay fp32
         for i in range(network.num_layers):
             layer = network.get_layer(i)
-            if layer.type == trt.LayerType.TOPK:
+            if layer.type == trt.LayerType.TOPK or is_layer_norm(layer):
                 layer.precision = trt.float32
                 pinned += 1
     if dla_core is not None:

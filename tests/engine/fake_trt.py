@@ -30,7 +30,7 @@ ENUMS = {
 }
 COMMON_ENUMS = {
     "MemoryPoolType": ["WORKSPACE", "DLA_MANAGED_SRAM", "DLA_LOCAL_DRAM", "DLA_GLOBAL_DRAM"],
-    "LayerType": ["TOPK", "MATRIX_MULTIPLY", "SOFTMAX"],
+    "LayerType": ["TOPK", "MATRIX_MULTIPLY", "SOFTMAX", "REDUCE", "ELEMENTWISE", "UNARY", "SHAPE"],
     "DeviceType": ["GPU", "DLA"],
     "TensorIOMode": ["NONE", "INPUT", "OUTPUT"],
     "DataType": ["FLOAT", "HALF", "INT8", "INT32", "BOOL"],
@@ -62,7 +62,7 @@ class FakeTensorRT(types.ModuleType):
 
     Args:
         version: what ``__version__`` says; picks the enums' members.
-        layers: the parsed network's layer types (names in ``LayerType``).
+        layers: the parsed network's layers: type names in ``LayerType``, or ``(type, layer name)`` pairs.
         parse_errors: ``(node index, description)`` pairs; non-empty makes ``parse_from_file`` fail.
         build_fails: ``build_serialized_network`` returns ``None`` and logs an error.
         dla_cores: what ``Builder.num_DLA_cores`` says.
@@ -150,10 +150,11 @@ class FakeTensorRT(types.ModuleType):
         fake = self
 
         class Layer:
-            __slots__ = ("type", "_precision")  # like pybind: no attribute the real class lacks can be set
+            __slots__ = ("type", "name", "_precision")  # like pybind: no attribute the real class lacks can be set
 
-            def __init__(self, kind) -> None:
+            def __init__(self, kind, name: str = "") -> None:
                 self.type = kind
+                self.name = name
                 self._precision = None
 
         if fake.__version__.split(".")[0] != "11":  # 11.x has no per-layer precision (strongly typed)
@@ -169,7 +170,8 @@ class FakeTensorRT(types.ModuleType):
         class Network:
             def __init__(self, flags: int) -> None:
                 self.flags = flags
-                self.layers = [Layer(fake.LayerType[k]) for k in fake.layers]
+                self.layers = [Layer(fake.LayerType[k]) if isinstance(k, str) else Layer(fake.LayerType[k[0]], k[1])
+                               for k in fake.layers]  # "TOPK" or ("REDUCE", "/blocks.0/norm1/ReduceMean")
                 self.num_layers = len(self.layers)
 
             def get_layer(self, index: int) -> Layer:

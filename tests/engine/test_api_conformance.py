@@ -135,6 +135,9 @@ def test_gated_names_exist_in_their_version(surface):
     for pool in versions.MEMORY_POOLS.values():  # --mem-pool-size: trtexec's names -> MemoryPoolType
         assert trt_api.has(api, f"MemoryPoolType.{pool}"), pool
     assert trt_api.kind(api, "Runtime", "DLA_core") == "property"  # set before deserialising
+    from tdm_edge.engine.build import NORM_LAYER_TYPES
+
+    assert [t for t in NORM_LAYER_TYPES if not trt_api.has(api, f"LayerType.{t}")] == []  # LayerNorm pinned fp32
     for precision in versions.PRECISIONS:
         for flag in versions.builder_flags(version, precision):
             assert trt_api.has(api, f"BuilderFlag.{flag}"), (precision, flag)

@@ -257,3 +257,17 @@ def test_build_prints_tensorrt_errors_and_summarised_warnings(tiny_onnx, tmp_pat
     assert main(["build", str(tiny_onnx), "-o", str(tmp_path / "m.engine"), "--verbose"]) == 0
     err = capsys.readouterr().err
     assert "TensorRT warning: w3" in err and "TensorRT info: detail" in err
+
+
+def test_layer_norm_is_pinned_to_fp32_on_the_flag_path(tiny_onnx, tmp_path):
+    layers = ["MATRIX_MULTIPLY", ("REDUCE", "/blocks.0/norm1/ReduceMean"), ("ELEMENTWISE", "/blocks.0/norm1/Pow"),
+              ("UNARY", "/blocks.0/norm1/Sqrt"), ("SHAPE", "/blocks.0/norm1/Shape"),  # shape work: left alone
+              ("ELEMENTWISE", "/blocks.0/attn/Mul"), ("REDUCE", "/norm/ReduceMean"), "TOPK"]
+    fake = FakeTensorRT("10.3.0", layers=layers)
+    report = build(fake, tiny_onnx, tmp_path, precision="fp16")
+    pinned = [layer.name or layer.type.name for layer in fake.network.layers if layer._precision == fake.float32]
+    assert pinned == ["/blocks.0/norm1/ReduceMean", "/blocks.0/norm1/Pow", "/blocks.0/norm1/Sqrt", "/norm/ReduceMean",
+                      "TOPK"] and report.pinned_fp32_layers == 5
+    fake = FakeTensorRT("10.3.0", layers=layers)
+    build(fake, tiny_onnx, tmp_path, precision="fp32")  # fp32: nothing to pin
+    assert fake.names("layer.precision") == []
