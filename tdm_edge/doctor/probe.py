@@ -12,6 +12,8 @@ import contextlib
 import io
 import os
 import re
+import shutil
+import subprocess
 import sys
 from typing import Callable, Dict, Iterable, List, Optional
 
@@ -33,6 +35,28 @@ def provider(path: Optional[str]) -> str:
     if re.match(r"/usr/local/lib/python3[\d.]*/dist-packages/", path):
         return "pip (system-wide, /usr/local)"
     return "pip"
+
+
+def dpkg_owner(path: Optional[str], which=shutil.which, run=subprocess.run) -> Optional[str]:
+    """The Debian package that installed ``path`` (``dpkg -S``: ``libopencv-python: /usr/lib/...``), or None."""
+    if not path or which("dpkg") is None:
+        return None
+    try:
+        done = run(["dpkg", "-S", path], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0 or ":" not in done.stdout:
+        return None
+    return done.stdout.splitlines()[0].split(": ", 1)[0].strip() or None
+
+
+def name_apt_package(facts: Dict, owner: Callable[[Optional[str]], Optional[str]] = dpkg_owner) -> Dict:
+    """``provider`` ``"system (apt)"`` becomes ``"system (apt: libopencv-python)"`` when dpkg knows the file."""
+    if facts.get("provider") == "system (apt)":
+        package = owner(facts.get("path"))
+        if package:
+            facts = dict(facts, provider=f"system (apt: {package})")
+    return facts
 
 
 def python_facts(prefix: str = sys.prefix, base_prefix: str = getattr(sys, "base_prefix", sys.prefix)) -> Dict:

@@ -33,12 +33,12 @@ def gather(root: str = "/", package_dir: Optional[str] = None, cwd: Optional[str
     return {
         "tdm_edge": {"version": __version__, "path": package_dir},
         "python": probe.python_facts(),
-        "numpy": probe.module_facts("numpy"),
+        "numpy": probe.name_apt_package(probe.module_facts("numpy")),
         "onnx": {"version": probe.distribution_version("onnx"), "path": probe.find_module("onnx")},
         "onnxruntime": {"version": probe.distribution_version("onnxruntime")
                         or probe.distribution_version("onnxruntime-gpu"), "path": probe.find_module("onnxruntime")},
-        "opencv": probe.opencv_facts(),
-        "tensorrt": probe.tensorrt_facts(),
+        "opencv": probe.name_apt_package(probe.opencv_facts()),
+        "tensorrt": probe.name_apt_package(probe.tensorrt_facts()),
         "cuda": {"driver": probe.driver_facts(), "cuda_python": cuda_python, "pycuda": pycuda,
                  "auto": probe.auto_binding(cuda_python, pycuda)},
         "jetson": board,

@@ -121,3 +121,22 @@ def test_python_facts_read_the_venv_config(tmp_path):
     facts = probe.python_facts(prefix=str(tmp_path), base_prefix="/usr")
     assert facts["venv"] is True and facts["system_site_packages"] is True
     assert probe.python_facts(prefix="/usr", base_prefix="/usr")["system_site_packages"] is None
+
+
+def test_the_debian_package_of_a_system_module_is_named():
+    class Done:
+        returncode, stdout = 0, f"libopencv-python: {JETSON_CV2}\n"
+
+    calls = []
+
+    def run(argv, **kwargs):
+        calls.append(argv)
+        return Done()
+
+    assert probe.dpkg_owner(JETSON_CV2, which=lambda name: "/usr/bin/dpkg", run=run) == "libopencv-python"
+    assert calls == [["dpkg", "-S", JETSON_CV2]]
+    assert probe.dpkg_owner(JETSON_CV2, which=lambda name: None, run=run) is None
+    facts = {"provider": "system (apt)", "path": JETSON_CV2}
+    assert probe.name_apt_package(facts, lambda path: "libopencv-python")["provider"] == "system (apt: libopencv-python)"
+    pip = {"provider": "pip", "path": "/venv/cv2/__init__.py"}
+    assert probe.name_apt_package(pip, lambda path: "never asked") == pip
