@@ -7,6 +7,7 @@ Every check here needs no torch; :func:`build_model_from_args` imports the works
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 from .limits import (CLUSTER_RATIO, KNN, MAX_CLASSES, MAX_IMG_SIZE, METHODS, check_image_size, check_options,
@@ -23,23 +24,34 @@ def number(text: str, kind: type):
         raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
 
 
-def in_range(kind: type, low, high, what: str):
-    """An argparse type: ``kind`` parsed from the text, within ``low..high`` (``high=None``: no upper bound)."""
+def in_range(kind: type, low, high, what: str, above: bool = False):
+    """An argparse type: ``kind`` parsed from the text, within ``low..high`` (``high=None``: no upper bound;
+    ``above``: strictly greater than ``low``). A float must be finite: NaN and Inf are refused with the bound."""
     def parse(text: str):
         value = number(text, kind)
-        if not (low <= value and (high is None or value <= high)):  # NaN fails too
-            bound = f"in {low}..{high}" if high is not None else f">= {low}"
+        ok = (value > low if above else low <= value) and (high is None or value <= high)  # NaN fails both
+        if not ok or (kind is float and not math.isfinite(value)):
+            bound = (f"> {low}" if above else f">= {low}") + (f" and <= {high}" if high is not None else "")
+            if not above and high is not None:
+                bound = f"in {low}..{high}"
             raise argparse.ArgumentTypeError(f"{what} must be {bound}, got {text}")
         return value
+    parse.bounds = (kind, low, high, above)  # read by the option audit test
     return parse
 
 
+MAX_COUNT = 2**31 - 1  # what a C int holds: the bound of counts passed on to OpenCV, ONNX Runtime, TensorRT
+
+
 def positive_int(text: str) -> int:
-    """An argparse type for counts (frames, threads, top-k): an integer >= 1."""
+    """An argparse type for counts (frames, top-k): an integer in 1..2**31-1."""
     value = number(text, int)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (at most {MAX_COUNT}), got {value}")
     return value
+
+
+positive_int.bounds = (int, 1, MAX_COUNT, False)  # read by the option audit test
 
 
 def keep_rate(text: str) -> float:
@@ -63,6 +75,8 @@ def block_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated block indices, got {text!r}") from None
     if not blocks:
         raise argparse.ArgumentTypeError("no block given; name at least one, e.g. 3,6,9")
+    if min(blocks) < 0 or max(blocks) > 1000:
+        raise argparse.ArgumentTypeError(f"block indices are 0-based and at most 1000, got {text!r}")
     return blocks
 
 
@@ -95,9 +109,9 @@ def add_model_arguments(p: argparse.ArgumentParser, default_method: str = "bat")
                    help="bat/evit/random: 0-based reducing blocks, e.g. 3,6,9 (default: 4th/7th/10th of 12, scaled)")
     p.add_argument("--cluster-ratio", type=cluster_ratio, default=CLUSTER_RATIO, action=_Given,
                    help=f"bat: clusters per inattentive token, in (0, 1] ({CLUSTER_RATIO})")
-    p.add_argument("--knn", type=in_range(int, 1, None, "--knn"), default=KNN, action=_Given,
+    p.add_argument("--knn", type=in_range(int, 1, MAX_COUNT, "--knn"), default=KNN, action=_Given,
                    help=f"bat: DPC-kNN neighbours, at most the inattentive tokens of a stage ({KNN})")
-    p.add_argument("--tome-r", type=in_range(int, 0, None, "--tome-r"), default=None, action=_Given,
+    p.add_argument("--tome-r", type=in_range(int, 0, MAX_COUNT, "--tome-r"), default=None, action=_Given,
                    help="tome: tokens merged per block (default: BAT-equal cost at --keep-rate)")
     p.add_argument("--checkpoint", default=None, help=".pth/.pt/.safetensors weights (never downloaded)")
     p.add_argument("--num-classes", type=in_range(int, 1, MAX_CLASSES, "--num-classes"), default=None,

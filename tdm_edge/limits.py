@@ -25,6 +25,8 @@ CLUSTER_RATIO = 0.25
 KNN = 5
 MAX_IMG_SIZE = 1024  # pixels: 4096 patch tokens at patch 16; beyond it the attention matrices outgrow edge memory
 MAX_BATCH = 1024
+MAX_FRAME_SIDE = 8192  # pixels: a camera/synthetic frame side; an 8K BGR frame is 200 MB, more exhausts a Jetson
+MAX_THREADS = 1024
 MAX_CLASSES = 1_000_000
 OPSETS = range(14, 21)  # 14: the first with every op used here; 20: the newest the TorchScript exporter writes
 

@@ -68,7 +68,7 @@ EARLY_CASES = [
     (["--opset", "12"], "--opset must be in 14..20, got 12"),
     (["--keep-rate", "nan"], "keep rate must be in (0, 1], got nan"),
     (["--cluster-ratio", "1.5"], "cluster ratio must be in (0, 1], got 1.5"),
-    (["--knn", "0"], "--knn must be >= 1, got 0"),
+    (["--knn", "0"], "--knn must be in 1..2147483647, got 0"),
     (["--prune-blocks", ""], "--prune-blocks: no block given"),
     (["--method", "evit", "--cluster-ratio", "0.5"], "--cluster-ratio does not apply to method evit (it uses --keep-rate, --prune-blocks)"),
     (["--method", "evit", "--knn", "3"], "--knn does not apply to method evit"),

@@ -8,9 +8,9 @@ import os
 import sys
 import time
 
-from ..args import add_force_argument
+from ..args import add_force_argument, in_range
 from ..errors import UsageError
-from ..limits import check_image_size, patch_size_from_name
+from ..limits import MAX_BATCH, MAX_IMG_SIZE, MAX_THREADS, check_image_size, patch_size_from_name
 from ..sides import require_workstation
 from .backends import BACKENDS, check_backend
 from .files import SUFFIX_BACKENDS, is_model_file
@@ -24,6 +24,8 @@ def int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
     if not values or any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    if max(values) > MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"batch sizes must be at most {MAX_BATCH} (memory), got {max(values)}")
     return values
 
 
@@ -46,8 +48,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default=None,
                    help=f"one of {', '.join(BACKENDS)} (default ort; for files: ort for .onnx, trt for an engine)")
     p.add_argument("--precision", default=None, help="fp32 (default) | fp16 | int8, as the backend allows")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for ort/torch (default 2)")
-    p.add_argument("--img-size", type=int, default=None, help="input size in pixels (default: the model's)")
+    p.add_argument("--threads", type=in_range(int, 1, MAX_THREADS, "--threads"), default=2,
+                   help="CPU threads for ort/torch (default 2)")
+    from ..engine.cache import add_engine_arguments  # light: argparse only
+
+    add_engine_arguments(p, cache=False)  # --plugins, --cuda (H4)
+    p.add_argument("--img-size", type=in_range(int, 1, MAX_IMG_SIZE, "image size"), default=None,
+                   help=f"input size in pixels, at most {MAX_IMG_SIZE} (default: the model's)")
 
 
 def _check_common(args: argparse.Namespace) -> None:
@@ -110,7 +117,8 @@ def _bench_files(args: argparse.Namespace) -> int:
 
     result = run_file_bench(args.model, args.baseline, args.backend, args.batch[0] if args.batch else None,
                             args.threads, rounds=args.runs, repeats=args.repeats,
-                            log=lambda m: print(m, file=sys.stderr, flush=True))
+                            log=lambda m: print(m, file=sys.stderr, flush=True), plugins=tuple(args.plugins),
+                            cuda=args.cuda)
     print(file_table(result))
     _write_json(args, result)
     print(f"{time.perf_counter() - start:.0f} s", file=sys.stderr)
@@ -137,7 +145,7 @@ def _bench_models(args: argparse.Namespace) -> int:
     cfg = BenchConfig(model=args.model, keep_rate=args.keep_rate, method=args.method, checkpoint=args.checkpoint,
                       backend=args.backend, precision=args.precision, batches=args.batch or (1, 8),
                       threads=args.threads, rounds=args.runs, repeats=args.repeats, extras=tuple(args.extra),
-                      model_kwargs=_model_kwargs(args))
+                      model_kwargs=_model_kwargs(args), plugins=tuple(args.plugins), cuda=args.cuda)
     result = run_bench(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(table(result))
     _write_json(args, result)
@@ -165,7 +173,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     rungs, models = measure_ladder(args.model, args.keep_rates, args.backend, args.precision, args.method,
                                    args.checkpoint, args.threads, rounds=args.runs, log=log,
-                                   **_model_kwargs(args))
+                                   plugins=tuple(args.plugins), cuda=args.cuda, **_model_kwargs(args))
     chosen = pick(rungs, args.target_fps)
     print(ladder_table(rungs, args.target_fps, chosen))
     refused = slower_than_unpruned(rungs)
@@ -186,7 +194,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         if has_record(args.checkpoint):  # a trained model's own name and labels go into the chosen model's metadata
             record = read_record(args.checkpoint)
             name, labels = record["model"], record["labels"]
-    write_choice(models[chosen.keep_rate], args.output, args.backend, args.precision, name, log=log, labels=labels)
+    write_choice(models[chosen.keep_rate], args.output, args.backend, args.precision, name, log=log, labels=labels,
+                 plugins=tuple(args.plugins))
     return 0
 
 
@@ -201,8 +210,8 @@ def add_commands(sub, parser_class) -> None:
                    help="with --model pruned.onnx (or .engine): the unpruned model's file to measure it against")
     p.add_argument("--batch", type=int_list, default=None,
                    help="batch sizes, e.g. 1,8,64 (default 1,8; files: their own static batch)")
-    p.add_argument("--runs", type=int, default=20, help="interleaved rounds per process (default 20)")
-    p.add_argument("--repeats", type=int, default=3, help="fresh processes the measurement is repeated in (3)")
+    p.add_argument("--runs", type=in_range(int, 1, 100_000, "--runs"), default=20, help="interleaved rounds per process (default 20)")
+    p.add_argument("--repeats", type=in_range(int, 1, 1000, "--repeats"), default=3, help="fresh processes the measurement is repeated in (3)")
     p.add_argument("--extra", action="append", default=[], choices=["evit", "tome"],
                    help="also measure this method at the same keep rate (repeatable)")
     p.add_argument("--json", default=None, help="write the result as JSON")
@@ -211,10 +220,10 @@ def add_commands(sub, parser_class) -> None:
 
     p = sub.add_parser("tune", help="the highest keep rate that meets a target FPS on this device")
     _common(p)
-    p.add_argument("--target-fps", type=float, required=True, help="frames per second to meet at batch 1 (p50)")
+    p.add_argument("--target-fps", type=in_range(float, 0.0, 1e6, "--target-fps", above=True), required=True, help="frames per second to meet at batch 1 (p50)")
     p.add_argument("--keep-rates", type=rate_list, default=(1.0, 0.9, 0.8, 0.7, 0.6, 0.5),
                    help="the ladder (default 1.0,0.9,0.8,0.7,0.6,0.5)")
-    p.add_argument("--runs", type=int, default=10, help="interleaved rounds (default 10)")
+    p.add_argument("--runs", type=in_range(int, 1, 100_000, "--runs"), default=10, help="interleaved rounds (default 10)")
     p.add_argument("-o", "--output", required=True, help="where the chosen model goes (.onnx, or .engine for trt)")
     add_force_argument(p)
     p.set_defaults(func=_cmd_tune)

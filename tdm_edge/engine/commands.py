@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..args import in_range
+
 PRECISIONS = ("fp32", "fp16", "int8")  # == versions.PRECISIONS; repeated so that --help needs no import
 
 
@@ -43,7 +45,7 @@ def add_commands(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     p.add_argument("-o", "--output", required=True, help="the engine file; its sidecar OUTPUT.json goes beside it")
     p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="default fp16 (int8 for a Q/DQ ONNX); TensorRT 11: the ONNX's own types, which it must match")
-    p.add_argument("--workspace", type=int, default=None, metavar="MiB",
+    p.add_argument("--workspace", type=in_range(int, 1, 1 << 20, "--workspace"), default=None, metavar="MiB",
                    help="builder workspace limit in MiB (trtexec's --memPoolSize=workspace:MiB)")
     p.add_argument("--mem-pool-size", "--memPoolSize", default=None, metavar="SPEC",
                    help="memory pool limits as trtexec writes them: workspace:1024,dlaSRAM:0.5,dlaLocalDRAM:1024,"
@@ -54,7 +56,7 @@ def add_commands(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     p.add_argument("--verbose", action="store_true",
                    help="print TensorRT's whole log (default: its errors, and its warnings summarised)")
     p.add_argument("--timing-cache", default=None, metavar="F", help="timing cache file, read and updated")
-    p.add_argument("--dla", type=int, default=None, metavar="CORE",
+    p.add_argument("--dla", type=in_range(int, 0, 7, "--dla"), default=None, metavar="CORE",
                    help="build for this DLA core (GPU fallback; fp32 becomes fp16, as trtexec --useDLACore does)")
     p.add_argument("--plugins", action="append", default=[], metavar="PATH",
                    help="plugin library to load (repeatable), e.g. the fused merge plugin")

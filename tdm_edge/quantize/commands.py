@@ -7,7 +7,8 @@ import json
 import os
 import sys
 
-from ..args import add_force_argument, positive_int
+from ..args import add_force_argument, in_range, positive_int
+from ..limits import MAX_BATCH, MAX_THREADS
 from ..errors import UsageError
 
 
@@ -18,7 +19,7 @@ def _add_sources(p: argparse.ArgumentParser) -> None:
     src.add_argument("--video", metavar="FILE", help="a video; frames sampled evenly over its whole length")
     src.add_argument("--synthetic", type=positive_int, metavar="N", help="N drawn scenes (only to try the pipeline)")
     p.add_argument("--num", type=positive_int, default=None, help="at most this many frames (calibrate: the recipe's)")
-    p.add_argument("--batch", type=positive_int, default=None,
+    p.add_argument("--batch", type=in_range(int, 1, MAX_BATCH, "--batch"), default=None,
                    help="batch for a dynamic-batch model (default 8; a static model uses its own)")
 
 
@@ -41,7 +42,8 @@ def add_commands(sub, parser_class) -> None:
     p.add_argument("fp32", help="the FP32 .onnx")
     p.add_argument("int8", help="the INT8 .onnx calibrated from it")
     _add_sources(p)
-    p.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--threads", type=in_range(int, 1, MAX_THREADS, "--threads"), default=None,
+                   help="ONNX Runtime intra-op threads (default: ONNX Runtime's choice)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_compare)
 

@@ -9,9 +9,9 @@ import argparse
 import json
 import sys
 
-from ..args import positive_int
+from ..args import MAX_COUNT, cluster_ratio, in_range
 from ..errors import UsageError
-from ..limits import CLUSTER_RATIO, KNN
+from ..limits import CLUSTER_RATIO, KNN, MAX_BATCH, MAX_IMG_SIZE, MAX_THREADS
 
 TRAIN_MODEL = "tdm_vit_micro_patch4_56"
 
@@ -39,11 +39,11 @@ def _reduction_arguments(p: argparse.ArgumentParser, defaults: bool) -> None:
                    help="0-based reducing blocks, e.g. 3,6,9 (default: " + ("the checkpoint's recorded blocks, else "
                                                                            if not defaults else "")
                         + "4th/7th/10th of 12, scaled to the depth)")
-    p.add_argument("--cluster-ratio", type=float, default=CLUSTER_RATIO if defaults else None,
+    p.add_argument("--cluster-ratio", type=cluster_ratio, default=CLUSTER_RATIO if defaults else None,
                    help="bat: DPC-kNN clusters per inattentive token, in (0, 1]" + recorded)
-    p.add_argument("--knn", type=int, default=KNN if defaults else None,
+    p.add_argument("--knn", type=in_range(int, 1, MAX_COUNT, "--knn"), default=KNN if defaults else None,
                    help="bat: DPC-kNN neighbours" + recorded)
-    p.add_argument("--tome-r", type=int, default=None,
+    p.add_argument("--tome-r", type=in_range(int, 0, MAX_COUNT, "--tome-r"), default=None,
                    help="tome: tokens merged per block (default: BAT-equal cost at --keep-rate)")
 
 
@@ -106,10 +106,12 @@ def add_commands(sub, parser_class) -> None:
     """Add ``make-dataset``, ``train`` and ``eval`` to the ``tdm-edge`` subparsers."""
     p = sub.add_parser("make-dataset", help="write a procedural ImageFolder (shapes on cluttered backgrounds)")
     p.add_argument("dir", help="the folder to create (must not exist or be empty)")
-    p.add_argument("--classes", type=int, default=6, help="number of shape classes, 2..8 (default 6: the demo's)")
-    p.add_argument("--per-class", type=int, default=500, help="images per class (default 500)")
-    p.add_argument("--img-size", type=int, default=56, help="image side in pixels (default 56)")
-    p.add_argument("--seed", type=int, default=0, help="the same seed gives the same bytes (default 0)")
+    p.add_argument("--classes", type=in_range(int, 2, 8, "--classes"), default=6, help="number of shape classes, 2..8 (default 6: the demo's)")
+    p.add_argument("--per-class", type=in_range(int, 1, 1_000_000, "--per-class"), default=500, help="images per class (default 500)")
+    p.add_argument("--img-size", type=in_range(int, 8, MAX_IMG_SIZE, "--img-size"), default=56,
+                   help=f"image side in pixels, 8..{MAX_IMG_SIZE} (default 56)")
+    p.add_argument("--seed", type=in_range(int, 0, 2**32 - 1, "--seed"), default=0,
+                   help="the same seed gives the same bytes (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_make_dataset)
 
@@ -121,27 +123,28 @@ def add_commands(sub, parser_class) -> None:
     p.add_argument("--output", default="out/train", help="run folder: last.pth, model.safetensors (default out/train)")
     p.add_argument("--finetune", default=None, help="initial weights (a file; another classifier size is re-made)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last.pth")
-    p.add_argument("--epochs", type=int, default=30, help="epochs, warm-up included")
-    p.add_argument("--batch-size", type=int, default=64, help="per process (default 64)")
-    p.add_argument("--lr", type=float, default=None, help="absolute lr (default: --lr-per-512 x global batch / 512)")
-    p.add_argument("--lr-per-512", type=float, default=2e-5,
+    p.add_argument("--epochs", type=in_range(int, 1, 100_000, "--epochs"), default=30, help="epochs, warm-up included")
+    p.add_argument("--batch-size", type=in_range(int, 1, MAX_BATCH, "--batch-size"), default=64,
+                   help="per process (default 64)")
+    p.add_argument("--lr", type=in_range(float, 0.0, 10.0, "--lr", above=True), default=None, help="absolute lr (default: --lr-per-512 x global batch / 512)")
+    p.add_argument("--lr-per-512", type=in_range(float, 0.0, 10.0, "--lr-per-512", above=True), default=2e-5,
                    help="lr per 512 images of global batch, used when --lr is not given (default 2e-05, the paper's)")
-    p.add_argument("--min-lr", type=float, default=2e-6, help="the cosine schedule's final lr")
-    p.add_argument("--weight-decay", type=float, default=1e-6, help="decoupled weight decay (AdamW's)")
+    p.add_argument("--min-lr", type=in_range(float, 0.0, 10.0, "--min-lr"), default=2e-6, help="the cosine schedule's final lr")
+    p.add_argument("--weight-decay", type=in_range(float, 0.0, 10.0, "--weight-decay"), default=1e-6, help="decoupled weight decay (AdamW's)")
     p.add_argument("--opt", default="adamw", help="any timm optimizer name (default adamw)")
-    p.add_argument("--warmup-epochs", type=int, default=0, help="linear lr warm-up epochs")
+    p.add_argument("--warmup-epochs", type=in_range(int, 0, 100_000, "--warmup-epochs"), default=0, help="linear lr warm-up epochs")
     p.add_argument("--keep-warmup", type=_pair(int, "--keep-warmup"), default=(0, 0), metavar="HOLD,RAMP",
                    help="EViT's keep-rate warm-up for training from scratch: HOLD epochs at 1.0, then RAMP to the "
                         "rate (default 0,0: none)")
-    p.add_argument("--mixup", type=float, default=0.8, help="mixup alpha (0 = off; default 0.8, DeiT's)")
-    p.add_argument("--cutmix", type=float, default=1.0, help="cutmix alpha (0 = off; default 1.0, DeiT's)")
-    p.add_argument("--smoothing", type=float, default=0.1, help="label smoothing")
+    p.add_argument("--mixup", type=in_range(float, 0.0, 100.0, "--mixup"), default=0.8, help="mixup alpha (0 = off; default 0.8, DeiT's)")
+    p.add_argument("--cutmix", type=in_range(float, 0.0, 100.0, "--cutmix"), default=1.0, help="cutmix alpha (0 = off; default 1.0, DeiT's)")
+    p.add_argument("--smoothing", type=in_range(float, 0.0, 0.999, "--smoothing"), default=0.1, help="label smoothing")
     p.add_argument("--scale", type=_pair(float, "--scale"), default=(0.6, 1.0), metavar="LO,HI",
                    help="RandomResizedCrop area range (default 0.6,1)")
-    p.add_argument("--hflip", type=float, default=0.5, help="probability of a horizontal flip")
-    p.add_argument("--workers", type=int, default=0,
+    p.add_argument("--hflip", type=in_range(float, 0.0, 1.0, "--hflip"), default=0.5, help="probability of a horizontal flip")
+    p.add_argument("--workers", type=in_range(int, 0, 256, "--workers"), default=0,
                    help="data-loading processes per training process (default 0: load in the training process)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=in_range(int, 0, 2**32 - 1, "--seed"), default=0,
                    help="initial weights, data order and augmentation; the same seed repeats the run (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train)
@@ -152,8 +155,9 @@ def add_commands(sub, parser_class) -> None:
     p.add_argument("--data", required=True, help="an ImageFolder whose classes are the model's labels")
     p.add_argument("--model", default=None, help="only for checkpoints without a record: the timm/our model name")
     _reduction_arguments(p, defaults=False)
-    p.add_argument("--batch-size", type=positive_int, default=128, help="images per forward pass")
-    p.add_argument("--threads", type=positive_int, default=None,
+    p.add_argument("--batch-size", type=in_range(int, 1, MAX_BATCH, "--batch-size"), default=128,
+                   help="images per forward pass (default 128)")
+    p.add_argument("--threads", type=in_range(int, 1, MAX_THREADS, "--threads"), default=None,
                    help="ONNX Runtime intra-op threads, with --onnx (default: ONNX Runtime's choice)")
     p.add_argument("--json", action="store_true", help="print one JSON line")
     p.set_defaults(func=_cmd_eval)

@@ -10,7 +10,8 @@ import contextlib
 import sys
 from pathlib import Path
 
-from ..args import add_force_argument, positive_int
+from ..args import MAX_COUNT, add_force_argument, in_range, positive_int
+from ..limits import MAX_FRAME_SIDE, MAX_THREADS
 from ..errors import UsageError
 from .pipelines import CODECS, DECODERS, DEFAULT_LATENCY_MS, FLIPS, codec_name, flip_name  # no cv2, no numpy
 from .v4l2 import format_name
@@ -29,28 +30,32 @@ def add_commands(sub, parser_class) -> None:
     p.add_argument("--backend", default="auto", help="auto | trt | ort | torch | torch-cuda (default auto: by model)")
     p.add_argument("--topk", "--topK", type=positive_int, default=5, help="predictions shown (default 5)")
     p.add_argument("--headless", action="store_true", help="no window")
-    p.add_argument("--input-width", type=positive_int, default=None,
+    p.add_argument("--input-width", type=in_range(int, 1, MAX_FRAME_SIDE, "--input-width"), default=None,
                    help="width asked of cameras (csi://, V4L2: 1280 by default, as jetson-utils) and synthetic://; "
                    "files and images are rescaled to it")
-    p.add_argument("--input-height", type=positive_int, default=None,
+    p.add_argument("--input-height", type=in_range(int, 1, MAX_FRAME_SIDE, "--input-height"), default=None,
                    help="height asked of cameras (csi://, V4L2: 720 by default, as jetson-utils) and synthetic://; "
                    "files and images are rescaled to it")
-    p.add_argument("--input-rate", type=float, default=None, help="frames per second (cameras, synthetic://)")
+    p.add_argument("--input-rate", type=in_range(float, 0.0, 1000.0, "--input-rate", above=True), default=None,
+                   help="frames per second, > 0 and <= 1000 (cameras, synthetic://; default: the source's own)")
     p.add_argument("--input-flip", "--input-flip-method", "--flip-method", type=_parse(flip_name), default="none",
                    metavar="METHOD", help=f"{', '.join(FLIPS)} (jetson-utils' names; also horizontal, vertical). "
                    "csi:// swaps none and rotate-180 as jetson-utils does")
-    p.add_argument("--input-loop", type=int, default=0, help="files: -1 forever, 0 once (default), N more times")
-    p.add_argument("--input-retries", type=_non_negative_int, default=5,
+    p.add_argument("--input-loop", type=in_range(int, -1, MAX_COUNT, "--input-loop"), default=0,
+                   help="files: -1 forever, 0 once (default), N more times")
+    p.add_argument("--input-retries", type=in_range(int, 0, 1000, "--input-retries"), default=5,
                    help="live sources: attempts with backoff (0.5, 1, 2, 4, 8 s) after a failed open or read, from "
                    "the first open (default 5)")
-    p.add_argument("--input-timeout", type=_positive_float, default=10.0, metavar="SECONDS",
+    p.add_argument("--input-timeout", type=in_range(float, 0.0, 3600.0, "--input-timeout", above=True), default=10.0,
+                   metavar="SECONDS",
                    help="every open of the input gives up after this long, retries included (default 10)")
     p.add_argument("--input-codec", type=_parse(codec_name), default=None, metavar="CODEC",
                    help=f"{', '.join(CODECS)}: the stream's codec for GStreamer pipelines (RTSP; files where OpenCV "
                    "has no FFmpeg); mjpeg on a V4L2 camera asks for MJPG (default: found by decodebin / FFmpeg)")
     p.add_argument("--input-decoder", choices=DECODERS, default="auto",
                    help="with --input-codec: cpu (libav) or v4l2 (nvv4l2decoder; auto: when installed)")
-    p.add_argument("--input-latency", "--input-rtsp-latency", type=_non_negative_int, default=DEFAULT_LATENCY_MS,
+    p.add_argument("--input-latency", "--input-rtsp-latency", type=in_range(int, 0, 60_000, "--input-latency"),
+                   default=DEFAULT_LATENCY_MS,
                    metavar="MS", help=f"RTSP jitter buffer in ms: rtspsrc latency=, or FFmpeg's max_delay "
                    f"(default {DEFAULT_LATENCY_MS}, as jetson-utils)")
     p.add_argument("--input-format", type=_parse(format_name), default=None, metavar="FOURCC",
@@ -62,7 +67,8 @@ def add_commands(sub, parser_class) -> None:
     p.add_argument("--show-tokens", action="store_true",
                    help="draw the token map: what happened to every patch in every reduction stage")
     p.add_argument("--log", default=None, help="write one JSON line per frame to this file")
-    p.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--threads", type=in_range(int, 1, MAX_THREADS, "--threads"), default=None,
+                   help="ONNX Runtime intra-op threads (default: ONNX Runtime's choice)")
     p.add_argument("--max-frames", type=positive_int, default=None, help="stop after this many processed frames")
     p.add_argument("--exact-resize", action="store_true",
                    help="resize the whole frame as calibration and eval do (slower; default: only the pixels under "
@@ -144,20 +150,6 @@ def _parse(check):
 
     parse.__name__ = check.__name__
     return parse
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
 
 
 def _total(source, options) -> int | None:

@@ -102,20 +102,22 @@ def test_unwritable_output(shapes, tmp_path, capsys):
                                           ("--smoothing", "1"), ("--hflip", "1.5"), ("--lr-per-512", "nan")])
 def test_non_finite_or_out_of_range_numbers_refused_before_work(shapes, tmp_path, capsys, option, value):
     out = tmp_path / "fresh" / "run"
-    assert _train(shapes, out, f"{option}={value}") == 2  # "=" so that "-1" is a value
+    with pytest.raises(SystemExit) as exited:  # refused by the option's type, while parsing
+        _train(shapes, out, f"{option}={value}")  # "=" so that "-1" is a value
+    assert exited.value.code == 2
     _one_line(capsys, option.lstrip("-").split("-")[0])
     assert not (tmp_path / "fresh").exists()  # nothing created
 
 
 def test_failed_run_leaves_no_empty_folder(shapes, tmp_path, capsys):
     out = tmp_path / "a" / "b" / "run"
-    assert _train(shapes, out, "--batch-size", "4096") == 2  # fewer images than one batch: fails after mkdir
+    assert _train(shapes, out, "--batch-size", "1024") == 2  # fewer images than one batch: fails after mkdir
     _one_line(capsys, "fewer than one batch")
     assert not (tmp_path / "a").exists()  # the run folder and the parents it made are gone
     kept = tmp_path / "kept"
     kept.mkdir()
     (kept / "notes.txt").write_text("mine")
-    assert _train(shapes, kept, "--batch-size", "4096") == 2
+    assert _train(shapes, kept, "--batch-size", "1024") == 2
     capsys.readouterr()
     assert (kept / "notes.txt").read_text() == "mine"  # a folder that existed is never removed
 
