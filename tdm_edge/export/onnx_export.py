@@ -73,7 +73,8 @@ class ExportReport:
     def summary(self) -> str:
         stages = self.metadata["reduction"]["stage_tokens"]
         lines = [f"wrote {self.path} (+ {self.sidecar})" if self.sidecar else f"wrote {self.path}",
-                 f"  opset {self.opset}, batch {'dynamic' if self.batch is None else self.batch}, "
+                 f"  opset {self.opset}, {self.metadata.get('precision', 'fp32')}, "
+                 f"batch {'dynamic' if self.batch is None else self.batch}, "
                  f"tokens per stage {' -> '.join(map(str, stages))}",
                  f"  nodes: {self.nodes_before} traced -> {self.nodes_after} after "
                  f"{'simplification' if self.simplified else 'export (not simplified)'}",
