@@ -15,7 +15,7 @@ def device_files(tmp_path_factory) -> Path:
     """A folder holding pruned.onnx, unpruned.onnx (tdm-edge exports) and clip.mp4."""
     given = os.environ.get("TDM_DEVICE_FIXTURES")
     if given:
-        folder = Path(given)
+        folder = Path(given).resolve()  # the commands run in their own folders
         missing = [f for f in FILES if not (folder / f).is_file()]
         assert not missing, f"TDM_DEVICE_FIXTURES={given} lacks {missing}: python -m tests.device.fixtures {given}"
         return folder
