@@ -34,11 +34,11 @@ def extra(name: str) -> list:
 
 def test_base_install_is_the_device_side():
     base = {Requirement(text).name for text in PROJECT["project"]["dependencies"]}
-    assert base == {"numpy", "onnx"}
+    assert base == {"numpy", "onnx", "tqdm"}  # tqdm: run's progress bar, pure Python
     assert PROJECT["project"]["requires-python"] == ">=3.8"
     numpy = next(Requirement(t) for t in PROJECT["project"]["dependencies"] if t.startswith("numpy"))
     # JetPack 6's numpy 1.21.5 and 7's 1.26.4 satisfy it, and so does any numpy 2
-    assert numpy.specifier.contains("1.21.5") and numpy.specifier.contains("1.26.4") and numpy.specifier.contains("2.4.6")
+    assert all(numpy.specifier.contains(v) for v in ("1.21.5", "1.26.4", "2.4.6"))
 
 
 def test_build_requirements_exist_for_python_3_8():
@@ -95,5 +95,6 @@ def test_metadata_builds_with_python_3_8(tmp_path):
     with zipfile.ZipFile(wheel) as z:
         metadata = z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode()
     assert "Requires-Python: >=3.8" in metadata and "License: Apache-2.0" in metadata
-    requires = [Requirement(line.split(":", 1)[1]) for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
-    assert {r.name for r in requires if r.marker is None} == {"numpy", "onnx"}
+    requires = [Requirement(line.split(":", 1)[1]) for line in metadata.splitlines()
+                if line.startswith("Requires-Dist:")]
+    assert {r.name for r in requires if r.marker is None} == {"numpy", "onnx", "tqdm"}

@@ -125,18 +125,25 @@ def build_feature(build_information: str, feature: str) -> Optional[str]:
     return None
 
 
-def opencv_facts(importer: Importer = importlib.import_module, paths: Iterable[str] = tuple(sys.path),
+def opencv_facts(importer: Importer = importlib.import_module, paths: Optional[Iterable[str]] = None,
                  distribution_location: Optional[Callable[[str], Optional[str]]] = None) -> Dict:
-    """OpenCV's version, file, provider, GStreamer and FFmpeg support, the OpenCVs it shadows, or why it fails."""
+    """OpenCV's version, file, provider, GStreamer and FFmpeg support, the OpenCVs it shadows, or why it fails.
+
+    Args:
+        importer: ``importlib.import_module`` or a stand-in.
+        paths: the ``sys.path`` searched for every OpenCV (default: this one).
+        distribution_location: pip distribution name -> its site-packages folder, or None when not installed.
+    """
     distribution_location = distribution_location or _distribution_location
-    candidates = cv2_candidates(paths)
+    candidates = cv2_candidates(sys.path if paths is None else paths)
     noise = io.StringIO()
     try:
         with contextlib.redirect_stderr(noise):  # numpy 2 prints a page before an OpenCV built for numpy 1.x fails
             cv2 = importer("cv2")
     except (ImportError, AttributeError) as err:
-        return {"version": None, "path": candidates[0] if candidates else None, "error": import_failure(err, noise.getvalue()),
-                "installed": bool(candidates), "shadowed": candidates[1:]}
+        return {"version": None, "path": candidates[0] if candidates else None,
+                "error": import_failure(err, noise.getvalue()), "installed": bool(candidates),
+                "shadowed": candidates[1:]}
     path = getattr(cv2, "__file__", None) or ""
     info = cv2.getBuildInformation() if hasattr(cv2, "getBuildInformation") else ""
     pips = {name: distribution_location(name) for name in OPENCV_DISTRIBUTIONS}

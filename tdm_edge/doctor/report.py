@@ -192,7 +192,9 @@ def _jetson_lines(board: Optional[Dict]) -> List[str]:
     power = f"nvpmodel {mode} (mode {board.get('power_mode_id')})" if mode else "nvpmodel: unknown"
     clocks = jetson.clocks_line(board)
     lines.append(power + (f"; clocks {', '.join(clocks)}" if clocks else ""))
-    if any(board.get(f"{n}_mhz") is None or board[f"{n}_mhz"] < (board.get(f"{n}_max_mhz") or 0) for n in ("gpu", "cpu")):
+    below = [n for n in ("gpu", "cpu") if board.get(f"{n}_mhz") is None
+             or board[f"{n}_mhz"] < (board.get(f"{n}_max_mhz") or 0)]
+    if below:
         lines.append("clocks below their maximum (or unknown): before benchmarks, sudo nvpmodel -m 0 && sudo "
                      "jetson_clocks (docs/jetson.md)")
     return lines
@@ -201,7 +203,9 @@ def _jetson_lines(board: Optional[Dict]) -> List[str]:
 def render(facts: Dict, results: List[Verdict]) -> str:
     """The screen: one fact per line, then one line per command (``ok`` or ``no`` and its fix)."""
     py = facts["python"]
-    venv = ("venv, system site-packages " + ("yes" if py["system_site_packages"] else "no")) if py["venv"] else "no venv"
+    venv = "no venv"
+    if py["venv"]:
+        venv = "venv, system site-packages " + ("yes" if py["system_site_packages"] else "no")
     rows = [("tdm-edge", [f"{facts['tdm_edge']['version']}  {facts['tdm_edge']['path']}"]),
             ("python", [f"{py['version']}  {py['executable']} ({venv})"]),
             ("numpy", [_package_line(facts["numpy"])]),

@@ -9,7 +9,8 @@ REPO = Path(__file__).resolve().parents[2]
 # the device side's forbidden packages made unimportable (sys.modules[name] = None), then tdm-edge doctor --json
 BLOCKED = ("import sys; blocked = ('torch', 'timm', 'torchvision', 'safetensors', 'onnxsim', 'onnxscript'); "
            "sys.modules.update(dict.fromkeys(blocked)); from tdm_edge.cli import main; code = main(sys.argv[1:]); "
-           "sys.stdout.flush(); print('LOADED', [m for m in blocked if sys.modules.get(m) is not None], file=sys.stderr); "
+           "sys.stdout.flush(); "
+           "print('LOADED', [m for m in blocked if sys.modules.get(m) is not None], file=sys.stderr); "
            "sys.exit(code)")
 
 

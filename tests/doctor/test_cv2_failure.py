@@ -21,7 +21,8 @@ def test_an_older_numpy_than_the_opencv_build():
 
 def test_a_missing_shared_library_is_named_with_its_package():
     err = ImportError("libgthread-2.0.so.0: cannot open shared object file: No such file or directory")
-    assert "libgthread-2.0.so.0 is missing (sudo apt install libglib2.0-0" in import_failure(err, numpy_version="1.26.4")
+    line = import_failure(err, numpy_version="1.26.4")
+    assert "libgthread-2.0.so.0 is missing (sudo apt install libglib2.0-0" in line
     err = ImportError("libnvbufsurface.so.1.0.0: cannot open shared object file: No such file or directory")
     assert "install the package that provides libnvbufsurface.so.1.0.0" in import_failure(err, numpy_version="1.26.4")
 

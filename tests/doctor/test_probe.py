@@ -137,6 +137,7 @@ def test_the_debian_package_of_a_system_module_is_named():
     assert calls == [["dpkg", "-S", JETSON_CV2]]
     assert probe.dpkg_owner(JETSON_CV2, which=lambda name: None, run=run) is None
     facts = {"provider": "system (apt)", "path": JETSON_CV2}
-    assert probe.name_apt_package(facts, lambda path: "libopencv-python")["provider"] == "system (apt: libopencv-python)"
+    named = probe.name_apt_package(facts, lambda path: "libopencv-python")
+    assert named["provider"] == "system (apt: libopencv-python)"
     pip = {"provider": "pip", "path": "/venv/cv2/__init__.py"}
     assert probe.name_apt_package(pip, lambda path: "never asked") == pip

@@ -107,7 +107,8 @@ def test_a_broken_opencv_gives_its_reason_for_every_run_command():
     cv = {"version": None, "path": None, "error": reason, "installed": True, "shadowed": []}
     v = by_command(jetpack5(opencv=cv))
     assert [c for c, x in v.items() if x.fix == reason] == [
-        "run VIDEO --model MODEL.onnx --backend ort", "run VIDEO --model MODEL.engine", "run csi://0 --model MODEL.engine"]
+        "run VIDEO --model MODEL.onnx --backend ort", "run VIDEO --model MODEL.engine",
+        "run csi://0 --model MODEL.engine"]
     assert v["bench --model MODEL.engine"].ok  # bench reads no camera
 
 

@@ -48,6 +48,7 @@ def test_numpy_2_in_a_system_site_packages_venv_breaks_the_system_opencv(tmp_pat
     data = doctor(python)
     broken = data["facts"]["opencv"]
     assert broken["version"] is None and broken["installed"] is True
-    assert broken["error"].startswith("numpy 2.") and "this OpenCV was built for numpy 1.x: pip install 'numpy<2'" in broken["error"]
+    assert broken["error"].startswith("numpy 2.")
+    assert "this OpenCV was built for numpy 1.x: pip install 'numpy<2'" in broken["error"]
     verdicts = {c["command"]: c for c in data["commands"]}
     assert verdicts["run VIDEO --model MODEL.onnx --backend ort"]["fix"] == broken["error"]
