@@ -1,6 +1,7 @@
 """benchmarks/fused_merge.py without a GPU: it measures nothing and says so; its report table from a result."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,26 @@ def test_fused_merge_benchmark_measures_nothing_without_a_gpu(capsys):
         "end_to_end": [{"batch": 1, "bat_fused/ideal": 1.031, "bat/ideal": 1.2, "unpruned/bat_fused": 1.5}]})
     assert "| 197 | float16 | 0.003 | 0.01 | 1/1112 |" in table and "| 197 | 1 | 6.25x | 2.50x |" in table
     assert "| 1 | 1.031 | 1.200 | 1.50x |" in table
+
+
+def _kernel_model():
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "kernel_model.py"
+    spec = importlib.util.spec_from_file_location("kernel_model", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["kernel_model"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_docs_quote_the_performance_model_as_it_computes():
+    """docs/kernel.md's two tables are benchmarks/kernel_model.py's output for DeiT-S stage 1 (no drift), and the
+    model's tile count is the kernel's launch arithmetic: ceil(69/16)^2 + ceil(58/16)^2 = 25 + 16 tiles."""
+    model = _kernel_model()
+    s = model.Sizes(197, 384, 138, 15, 15, 5)
+    similarity = model.kernels(s)[1]
+    assert similarity.warps == 41 * 8 + 69 + 69  # 41 tiles of 8 warps, a warp per norm
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "kernel.md").read_text()
+    orin, h100 = model.ORIN.name, model.H100.name
+    rows = model.table(s) + model.ratios(s, {orin: (3.0, 5.0, 10.0), h100: (2.0, 3.0)}, {orin: 1.5, h100: 1.0})
+    missing = [row for row in rows if row not in docs]
+    assert not missing, f"docs/kernel.md lacks: {missing[:2]}"
