@@ -152,14 +152,12 @@ inline cudaError_t cudaDeviceSynchronize()
     return cudaSuccess;
 }
 
-template <typename... P>
-cudaError_t cudaFuncSetAttribute(void (*kernel)(P...), cudaFuncAttribute attr, int value)
+inline cudaError_t cudaFuncSetAttribute(void const* key, cudaFuncAttribute attr, int value)
 {
     if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize)
         return cudaSuccess;
     if (value < 0 || static_cast<size_t>(value) > cudacpu::kMaxDynamicShared)
         return cudacpu::detail::record(cudaErrorInvalidValue);
-    void const* key = reinterpret_cast<void const*>(kernel);
     for (cudacpu::detail::SharedLimit& l : cudacpu::detail::gSharedLimits)
         if (l.kernel == key)
         {
@@ -168,6 +166,12 @@ cudaError_t cudaFuncSetAttribute(void (*kernel)(P...), cudaFuncAttribute attr, i
         }
     cudacpu::detail::gSharedLimits.push_back({key, static_cast<size_t>(value)});
     return cudaSuccess;
+}
+
+template <typename... P>
+cudaError_t cudaFuncSetAttribute(void (*kernel)(P...), cudaFuncAttribute attr, int value)
+{
+    return cudaFuncSetAttribute(reinterpret_cast<void const*>(kernel), attr, value);
 }
 
 //! Blocks of `kernel` that fit on one multiprocessor: 2048 threads and 228 KB of shared memory, nothing else.
