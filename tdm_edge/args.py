@@ -124,6 +124,15 @@ def _given_reduction(args: argparse.Namespace) -> dict:
     return {k: (getattr(args, k) if k in given else None) for k in REDUCTION_OPTIONS}
 
 
+def given_model_options(args: argparse.Namespace) -> list[str]:
+    """The model-building options the user gave (``--keep-rate``, ``--checkpoint``...), as spelled on the command
+    line: what an exported ``.onnx``/``.engine`` cannot honour (its method, rates and sizes are fixed)."""
+    given = getattr(args, "given_options", frozenset())
+    named = [f"--{dest.replace('_', '-')}" for dest in ("method", *REDUCTION_OPTIONS) if dest in given]
+    return named + [f"--{dest.replace('_', '-')}" for dest in ("img_size", "checkpoint", "num_classes")
+                    if getattr(args, dest, None) is not None]
+
+
 def check_model_arguments(args: argparse.Namespace) -> None:
     """Every check of the model options that needs no torch: method options, image size, the checkpoint file."""
     check_options(args.method, _given_reduction(args))

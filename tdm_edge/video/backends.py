@@ -13,6 +13,7 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..args import given_model_options
 from ..errors import UsageError
 from ..metadata import engine_metadata, read_metadata
 from ..provenance import warn_if_random
@@ -47,6 +48,10 @@ def load_model(args: argparse.Namespace) -> LoadedModel:
     suffix = Path(model or "").suffix.lower()
     if suffix in (".onnx", ".engine", ".plan", ".trt") and not Path(model).is_file():
         raise UsageError(f"model not found: {model}")
+    fixed = given_model_options(args) if suffix in (".onnx", ".engine", ".plan", ".trt") else []
+    if fixed:  # an exported model's method, keep rate and sizes were fixed by tdm-edge export
+        raise UsageError(f"{', '.join(fixed)} {'does' if len(fixed) == 1 else 'do'} not apply to {Path(model).name}: "
+                         "an exported model keeps the settings it was exported with (export again to change them)")
     if not model:
         _default_checkpoint(args)
         loaded = _load_torch(args, device)

@@ -152,7 +152,7 @@ def test_torch_backend_from_a_timm_name(tmp_path, capsys):
     (["webrtc://@:8554/x"], "unknown input scheme webrtc://"),
     (["missing.mp4"], "input not found"),
     (["IN", "--backend", "tensorrt"], "unknown backend 'tensorrt'"),
-    (["IN", "--backend", "trt"], "--backend trt cannot run"),
+    (["IN", "--backend", "trt"], "TensorRT is not installed"),  # an .onnx on trt: built on first run (H4)
     (["IN", "--backend", "torch"], "--backend torch cannot run"),
     (["IN", "--model", "ENGINE"], "TensorRT is not installed"),
     (["IN", "--model", None, "--backend", "ort"], "--backend ort cannot run a checkpoint"),
@@ -227,3 +227,15 @@ def test_zero_frames_processed_is_an_error(tmp_path, tiny_onnx, capsys, content)
     errors = [line for line in err.splitlines() if ": error: " in line]
     assert errors == ["tdm-edge run: error: no frame processed: all 1 image(s) were unreadable"]
     assert "0 processed" in out
+
+
+@pytest.mark.parametrize("extra", [["--keep-rate", "0.5"], ["--method", "evit"], ["--img-size", "64"],
+                                   ["--knn", "3"], ["--num-classes", "3"]])
+def test_model_options_do_not_apply_to_an_exported_model(tmp_path, tiny_onnx, capsys, extra):
+    """--keep-rate & co. with an .onnx were silently ignored; now one line, exit 2, before any frame."""
+    code, out, err = run(capsys, "synthetic://?frames=2", tmp_path / "o.mp4", "--model", tiny_onnx, "--headless",
+                         *extra)
+    assert code == 2 and not (tmp_path / "o.mp4").exists()
+    errors = [line for line in err.splitlines() if ": error: " in line]
+    assert errors == [f"tdm-edge run: error: {extra[0]} does not apply to {Path(tiny_onnx).name}: an exported model "
+                      "keeps the settings it was exported with (export again to change them)"], err
