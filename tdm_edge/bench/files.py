@@ -62,8 +62,9 @@ def file_batch(described: dict, batch: Optional[int]) -> int:
     return own
 
 
-def plan(pruned: str, baseline: str, backend: Optional[str], batch: Optional[int],
-         threads: Optional[int]) -> Tuple[Dict[str, RunnerSpec], Dict[str, dict], int, Tuple[int, ...]]:
+def plan(pruned: str, baseline: str, backend: Optional[str], batch: Optional[int], threads: Optional[int],
+         plugins: Tuple[str, ...] = (), cuda: str = "auto") -> Tuple[Dict[str, RunnerSpec], Dict[str, dict], int,
+                                                                   Tuple[int, ...]]:
     """Check both files and return ``(specs, described, batch, input shape [C, H, W])``; one line on a mismatch."""
     described, specs = {}, {}
     for key, path in (("pruned", pruned), ("baseline", baseline)):
@@ -72,7 +73,7 @@ def plan(pruned: str, baseline: str, backend: Optional[str], batch: Optional[int
         if "preprocessing" not in meta:
             raise UsageError(f"{path}: its metadata has no preprocessing (not written by tdm-edge export?)")
         described[key] = describe(path, meta)
-        specs[key] = RunnerSpec(kind, os.fspath(path), "as built", threads)
+        specs[key] = RunnerSpec(kind, os.fspath(path), "as built", threads, tuple(plugins), cuda)
     if specs["pruned"].backend != specs["baseline"].backend:
         raise UsageError("the pruned model and the baseline must run on the same backend (both .onnx or both "
                          "engines): a ratio across backends means nothing")
@@ -107,14 +108,15 @@ def versions(backend: str) -> dict:
 
 def run_file_bench(pruned: str, baseline: str, backend: Optional[str] = None, batch: Optional[int] = None,
                    threads: Optional[int] = 2, warmup: int = 10, rounds: int = 20, repeats: int = 3,
-                   per_round: Optional[int] = None, log=print) -> dict:
+                   per_round: Optional[int] = None, log=print, plugins: Tuple[str, ...] = (),
+                   cuda: str = "auto") -> dict:
     """Measure ``pruned`` against ``baseline`` and return the result (JSON-ready)."""
     from .run import cpu_name, in_fresh_process, measure
     from .stats import pct, summarise
 
     from ..provenance import warn_if_random
 
-    specs, described, batch, shape = plan(pruned, baseline, backend, batch, threads)
+    specs, described, batch, shape = plan(pruned, baseline, backend, batch, threads, plugins, cuda)
     for key in ("pruned", "baseline"):
         warn_if_random(described[key], "bench")
     kind = specs["pruned"].backend

@@ -41,6 +41,8 @@ class BenchConfig:
     per_round: int | None = None  # iterations per model per round (default max(2, 10 // batch))
     extras: tuple[str, ...] = ()
     model_kwargs: dict = field(default_factory=dict)
+    plugins: tuple[str, ...] = ()  # trt: plugin libraries to build and run with
+    cuda: str = "auto"  # trt: the runner's CUDA binding
 
 
 def measure(specs: dict[str, RunnerSpec], batch: int, shape: tuple[int, ...], warmup: int, rounds: int,
@@ -149,7 +151,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
     with tempfile.TemporaryDirectory(prefix="tdm-bench-") as tmp:
         for batch in cfg.batches:
             log(f"batch {batch}: preparing {cfg.backend} {cfg.precision}")
-            specs = prepare(models, cfg.backend, cfg.precision, batch, tmp, cfg.threads, log)
+            specs = prepare(models, cfg.backend, cfg.precision, batch, tmp, cfg.threads, log, cfg.plugins, cfg.cuda)
             per_round = cfg.per_round or max(2, 10 // batch)
             repeats, states = [], []
             for i in range(cfg.repeats):

@@ -61,7 +61,8 @@ def ladder_table(rungs: list[Rung], target_fps: float, chosen: Rung | None) -> s
 
 def measure_ladder(name: str, keep_rates: tuple[float, ...], backend: str = "ort", precision: str = "fp32",
                    method: str = "bat", checkpoint: str | None = None, threads: int | None = 2, rounds: int = 10,
-                   warmup: int = 5, log=print, **model_kwargs) -> tuple[list[Rung], dict]:
+                   warmup: int = 5, log=print, plugins: tuple[str, ...] = (), cuda: str = "auto",
+                   **model_kwargs) -> tuple[list[Rung], dict]:
     """Measure every keep rate; returns the rungs and the models (``{keep_rate: model}``) they were built from."""
     import torch
 
@@ -83,7 +84,8 @@ def measure_ladder(name: str, keep_rates: tuple[float, ...], backend: str = "ort
         record_weights(model, weights_of(base))  # the chosen model's export names the weights it really has
         models[rate] = model.eval()
     with tempfile.TemporaryDirectory(prefix="tdm-tune-") as tmp:
-        specs = prepare({f"keep{r}": m for r, m in models.items()}, backend, precision, 1, tmp, threads, log)
+        specs = prepare({f"keep{r}": m for r, m in models.items()}, backend, precision, 1, tmp, threads, log,
+                        plugins, cuda)
         shape = (3, *base.patch_embed.img_size)
         log(f"measuring {len(specs)} keep rates interleaved ({rounds} rounds, batch 1)")
         times = in_fresh_process(measure, specs, 1, shape, warmup, rounds, 5)
@@ -96,7 +98,7 @@ def measure_ladder(name: str, keep_rates: tuple[float, ...], backend: str = "ort
 
 
 def write_choice(model, output: str, backend: str, precision: str, name: str, log=print,
-                 labels: list[str] | None = None) -> str:
+                 labels: list[str] | None = None, plugins: tuple[str, ...] = ()) -> str:
     """Export the chosen model to ``output`` (.onnx, verified), and build the engine for ``backend == "trt"``."""
     from ..export.onnx_export import export_onnx
 
@@ -107,7 +109,7 @@ def write_choice(model, output: str, backend: str, precision: str, name: str, lo
         log(export_onnx(model, onnx_path, name=name, labels=labels).summary())
         from ..engine.build import build_engine
 
-        build_engine(onnx_path, output, precision=precision)
+        build_engine(onnx_path, output, precision=precision, plugins=plugins)
         return output
     if not output.endswith(".onnx"):
         raise UsageError(f"the output is an ONNX model: {output} should end in .onnx")

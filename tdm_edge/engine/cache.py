@@ -27,15 +27,17 @@ CUDA_CHOICES = ("auto", "cuda-python", "pycuda")  # == runners.cuda_pycuda.CUDA_
 HEARTBEAT_S = 30.0
 
 
-def add_engine_arguments(cli) -> None:
-    """``--plugins``, ``--engine-cache``, ``--rebuild``, ``--cuda``: the TensorRT options of run, bench and tune."""
+def add_engine_arguments(cli, cache: bool = True) -> None:
+    """``--plugins``, ``--cuda`` and (``cache``: run) ``--engine-cache``, ``--rebuild``: the TensorRT options of run,
+    bench and tune (bench and tune build their engines from this run's exports: nothing to cache)."""
     group = cli.add_argument_group("TensorRT (--backend trt)")
     group.add_argument("--plugins", action="append", default=[], metavar="PATH",
                        help="plugin library an engine needs (repeatable); default: the ones its sidecar lists, found "
                        "beside the engine or on $TDM_EDGE_PLUGIN_PATH")
-    group.add_argument("--engine-cache", default=None, metavar="DIR",
-                       help="where an .onnx run on trt keeps its built engine (default: beside the .onnx)")
-    group.add_argument("--rebuild", action="store_true", help="build the cached engine again even if it matches")
+    if cache:
+        group.add_argument("--engine-cache", default=None, metavar="DIR",
+                           help="where an .onnx run on trt keeps its built engine (default: beside the .onnx)")
+        group.add_argument("--rebuild", action="store_true", help="build the cached engine again even if it matches")
     group.add_argument("--cuda", choices=CUDA_CHOICES, default="auto",
                        help="CUDA binding of the TensorRT runner (default auto: cuda-python when it matches the "
                        "driver, else pycuda)")
