@@ -11,9 +11,11 @@ import sys
 
 from ..errors import UsageError
 
-CV2_HINT = ("OpenCV is needed for the camera/video loop: pip install 'tdm-edge[camera]' "
-            "(on a Jetson use JetPack's OpenCV instead: sudo apt install python3-opencv)")
-GSTREAMER_HINT = ("this OpenCV has no GStreamer: on a Jetson use JetPack's OpenCV (sudo apt install python3-opencv, "
+# JetPack's OpenCV is the nvidia-opencv package (Ubuntu's python3-opencv conflicts with it); a venv sees it only when
+# made with --system-site-packages (docs/jetson.md)
+CV2_HINT = ("OpenCV is needed for the camera/video loop: pip install 'tdm-edge[camera]' (on a Jetson use JetPack's "
+            "OpenCV instead: sudo apt install nvidia-opencv, in a venv made with --system-site-packages)")
+GSTREAMER_HINT = ("this OpenCV has no GStreamer: on a Jetson use JetPack's OpenCV (sudo apt install nvidia-opencv, "
                   "and pip uninstall opencv-python so that it is not shadowed)")
 
 
