@@ -233,3 +233,35 @@ def test_every_device_module_imports_with_torch_blocked(tmp_path):
     assert rc == 0 and HELD not in err, err
     assert out.splitlines()[-1] == f"0 of {len(names)} failed", out
     assert len(names) > 40
+
+
+# where each third-party package a device module imports comes from; "base" ones must be in pyproject's dependencies
+PROVIDED = {"numpy": "base", "onnx": "base", "google": "onnx's protobuf", "tqdm": "base", "onnxruntime": "[ort]",
+            "cv2": "[camera], or JetPack's OpenCV", "tensorrt": "[trt], or JetPack", "cuda": "[trt] cuda-python",
+            "pycuda": "the JetPack 5 recipe", "matplotlib": "[plots]", "PIL": "preprocess's resize without OpenCV"}
+
+
+def base_dependencies() -> set:
+    """The distribution names in pyproject's ``dependencies = [...]`` (read without tomllib: Python 3.8)."""
+    import re
+
+    text = (PACKAGE.parent / "pyproject.toml").read_text()
+    block = re.search(r"^dependencies = \[(.*?)^\]", text, re.S | re.M).group(1)
+    return {re.match(r"[A-Za-z0-9_.-]+", item).group(0).lower()
+            for item in re.findall(r'^\s*"([^"]+)"', block, re.M)}
+
+
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="needs sys.stdlib_module_names (the main suite runs it)")
+def test_device_imports_come_from_the_base_install_or_a_named_extra():
+    unknown, base = [], base_dependencies()
+    for module, path, is_package in device_modules():
+        for line, target, qual in imports_in(path.read_text(), module, is_package):
+            root = target.split(".")[0]
+            if root == "tdm_edge" or root in sys.stdlib_module_names or allowed(module, qual):
+                continue
+            if root not in PROVIDED:
+                unknown.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {target}")
+    assert not unknown, "device modules import packages no install provides (add to PROVIDED and pyproject):\n" + \
+        "\n".join(unknown)
+    missing = [name for name, source in PROVIDED.items() if source == "base" and name not in base]
+    assert not missing, f"base imports not in pyproject's dependencies: {missing} (have {sorted(base)})"
