@@ -10,6 +10,8 @@ The names come from the source (``ast``), not from a hand list:
 The API surfaces come from the real bindings wheels (:mod:`.trt_api`); without the registry the test skips.
 """
 
+from __future__ import annotations
+
 import ast
 import inspect
 from pathlib import Path
