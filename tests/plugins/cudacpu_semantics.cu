@@ -110,6 +110,26 @@ __global__ void maskMisuse(int* out)
         out[threadIdx.x] = __shfl_sync(0x0000ffffu, int(threadIdx.x), 20);
 }
 
+__global__ void warpMisc(unsigned* out, unsigned* counter)
+{
+    unsigned const lane = threadIdx.x % warpSize;
+    unsigned const sum = __reduce_add_sync(0xffffffffu, lane);
+    unsigned const lo = __reduce_min_sync(0xffffffffu, 100u - lane);
+    unsigned const hi = __reduce_max_sync(0xffffffffu, 100u - lane);
+    __syncwarp();
+    unsigned const old = atomicInc(counter, 4u); // wraps to 0 after 4: 32 increments leave 32 % 5 = 2
+    float4 const v = make_float4(1.0f, 2.0f, 3.0f, float(lane));
+    if (lane == 0)
+    {
+        out[0] = sum;
+        out[1] = lo;
+        out[2] = hi;
+        out[3] = alignof(float4);
+        out[4] = unsigned(v.x + v.y + v.z + v.w);
+    }
+    (void) old;
+}
+
 __global__ void earlyExit(int* out)
 {
     if (threadIdx.x >= 16)
@@ -206,6 +226,12 @@ int main()
     maskMisuse<<<1, 32>>>(scratch);
     int const misuse = cudaGetLastError();
     std::printf("mask_misuse %d %s\n", misuse, cudacpu::lastMessage());
+
+    unsigned *misc = deviceArray<unsigned>(5, 0), *counter = deviceArray<unsigned>(1, 0);
+    warpMisc<<<1, 32>>>(misc, counter);
+    std::vector<unsigned> m = back(misc, 5);
+    m.push_back(back(counter, 1)[0]);
+    printLine("warp_misc", m, 6);
 
     earlyExit<<<1, 32>>>(scratch);
     int const exited = cudaGetLastError();

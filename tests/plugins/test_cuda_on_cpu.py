@@ -276,6 +276,7 @@ def test_runtime_semantics(tmp_path):
     assert got["bad_config"] == "9 0"  # 2048 threads: InvalidConfiguration, cleared by cudaGetLastError
     assert got["deadlock"].startswith("719 ") and "deadlock" in got["deadlock"]
     assert got["mask_misuse"].startswith("719 ") and "not in its mask" in got["mask_misuse"]
+    assert got["warp_misc"] == "496 69 100 16 6 2"  # reduce add/min/max, alignof(float4), float4 sum, atomicInc wrap
     assert got["early_exit"].startswith("719 ") and "exited" in got["early_exit"]
     assert got["half"] == "15360 31743 31744 1 0 1024"
 
