@@ -271,6 +271,24 @@ def test_real_cuda_python_errors_are_one_line_without_a_gpu():
         cuda_rt.device_info()
 
 
+def test_real_cuda_python_without_a_driver_is_not_picked_by_auto():
+    """The real cuda-python here (no NVIDIA driver: cudaDriverGetVersion says 0) does not match the driver, so auto
+    falls back to pycuda, which is not installed: one line naming both reasons."""
+    rt = pytest.importorskip("cuda.bindings.runtime")
+    if rt.cudaDriverGetVersion()[1] > 0:
+        pytest.skip("an NVIDIA driver is present")
+    pytest.importorskip("numpy")
+    try:
+        import pycuda  # noqa: F401
+        pytest.skip("pycuda is installed")
+    except ImportError:
+        pass
+    assert not cuda_rt.driver_matches(rt) and cuda_rt.graph_instantiate_takes_flags(rt)
+    with pytest.raises(UsageError, match=r"^no usable CUDA binding: cuda-python's CUDA is newer than the driver "
+                                         r"\(or no driver\); pycuda is not installed: pip install pycuda"):
+        cuda_pycuda.open_cuda("auto")
+
+
 @pytest.mark.gpu
 def test_real_engine_matches_onnx_runtime(tmp_path):
     """Build and run a real engine: needs TensorRT and a GPU (skipped here; never run by us yet)."""
