@@ -13,7 +13,7 @@ from tdm_edge import __version__, cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# One fresh interpreter runs every case: per case the exit code, stderr, whether torch got imported by then and
+# One fresh interpreter runs every case: per case the exit code, stderr, the heavy modules imported by then and
 # the seconds it took; last, the seconds from interpreter start to the end of the first case.
 PROBE = """
 import contextlib, io, json, sys, time
@@ -27,7 +27,8 @@ for argv in json.loads(sys.argv[1]):
             rc = main(argv)
         except SystemExit as stop:  # argparse's own usage errors, --version
             rc = stop.code
-    results.append([rc, err.getvalue(), 'torch' in sys.modules, time.perf_counter() - t])
+    heavy = [m for m in ('torch', 'timm', 'torchvision', 'onnx', 'onnxruntime', 'cv2') if m in sys.modules]
+    results.append([rc, err.getvalue(), heavy, time.perf_counter() - t])
     if len(results) == 1:
         first = time.perf_counter() - start
 print(json.dumps([results, first]))
@@ -93,17 +94,17 @@ EARLY_CASES = [
 
 
 def test_argument_errors_come_before_torch_in_one_line(tmp_path):
-    """Every error that needs no model: exit 2, one line naming the problem, torch never imported, < 2 s."""
+    """Every error that needs no model: exit 2, one line naming the problem, no heavy module (torch, timm, onnx,
+    ONNX Runtime, OpenCV) imported: what makes the answer immediate. The seconds themselves are a benchmark
+    (benchmarks/cli_startup.py, results/cli_startup.md), not a unit-test assert on a shared machine."""
     _bad_files(tmp_path)
     before = sorted(os.listdir(tmp_path))
     argvs = [["export", "-o", "m.onnx", *extra] for extra, _ in EARLY_CASES]
-    results, first = _fresh_run(argvs, tmp_path)
-    assert first < 2.0  # interpreter start, import and the first error: the user hears at once
-    for argv, (_, message), (rc, err, torch_loaded, seconds) in zip(argvs, EARLY_CASES, results):
+    results, _ = _fresh_run(argvs, tmp_path)
+    for argv, (_, message), (rc, err, heavy, _) in zip(argvs, EARLY_CASES, results):
         assert rc == 2, (argv, err)
         assert err.count("\n") == 1 and err.startswith("tdm-edge export: error: ") and message in err, (argv, err)
-        assert "Traceback" not in err and not torch_loaded, argv
-        assert seconds < 2.0, (argv, seconds)
+        assert "Traceback" not in err and heavy == [], (argv, heavy)
     assert sorted(os.listdir(tmp_path)) == before  # nothing created, nothing replaced
 
 
@@ -111,8 +112,8 @@ def test_version_is_light(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         cli.main(["--version"])
     assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"tdm-edge {__version__}"
-    (rc, err, torch_loaded, _), = _fresh_run([["--version"]], tmp_path)[0]
-    assert rc == 0 and err == "" and not torch_loaded
+    (rc, err, heavy, _), = _fresh_run([["--version"]], tmp_path)[0]
+    assert rc == 0 and err == "" and heavy == []
 
 
 def _error(capsys, argv: list[str]) -> str:

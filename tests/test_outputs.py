@@ -82,9 +82,32 @@ def test_output_path_rules(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.onnx", "f", "ok.onnx", "p.onnx"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
-def test_unwritable_directory_is_refused(tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o555)
-    with pytest.raises(UsageError, match="cannot write output .* Permission denied"):
-        check_output_path(locked / "m.onnx", ".onnx")
+def test_unwritable_directory_is_refused():
+    """The command, run without root's override (as user nobody when the suite runs as root, as in CI), refuses a
+    mode-0555 folder in one line, exit 2, before torch, and creates nothing in it."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from . import unprivileged
+
+    folder = unprivileged.shared_folder()
+    try:
+        locked = folder / "locked"
+        locked.mkdir(mode=0o555)
+        locked.chmod(0o555)  # whatever the umask
+        if os.geteuid() != 0 and os.access(locked, os.W_OK):
+            pytest.skip("this user writes into a mode-0555 folder (CAP_DAC_OVERRIDE without root?)")
+        argv = unprivileged.wrap([sys.executable, "-m", "tdm_edge.cli", "export", "-o", str(locked / "m.onnx")])
+        if argv is None:
+            pytest.skip("running as root and no setpriv, runuser or capsh to drop root's write override")
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=folder, timeout=120)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+        assert f"cannot write output {locked / 'm.onnx'}: Permission denied" in done.stderr, done.stderr
+        assert os.listdir(locked) == []
+    finally:
+        locked.chmod(0o755)
+        shutil.rmtree(folder)
