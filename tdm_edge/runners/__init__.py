@@ -4,6 +4,8 @@
   pytorch.py     ``PyTorchRunner``: a torch module
   onnxrt.py      ``OnnxRuntimeRunner``: an ONNX file in ONNX Runtime
   preprocess.py  frames -> the model's input tensor, from the model's own metadata
+  selections.py  the token selections as extra outputs of an ONNX graph (onnx only), for run --show-tokens
+  tensorrt.py    ``TensorRTRunner``: a TensorRT engine (with its CUDA binding)
 
 Names are loaded on first use, so ``tdm_edge.runners.base`` or ``.preprocess`` import neither torch nor ONNX Runtime.
 """
