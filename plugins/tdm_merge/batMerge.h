@@ -9,12 +9,13 @@
  * tokens (in importance order), cluster tokens. Every rank is a permutation by construction, so no index leaves its
  * range whatever the input (a NaN importance, a zero token: cosine 0/0 = NaN, as in the reference).
  *
- * The work is split into phases. Inside a phase every item (a token, a pair of tokens, an output value) is computed
- * by one thread with the same code on both targets; between phases all threads of an image synchronise. The CUDA
- * launcher (batMergeKernel.cu) runs the phases as four kernels: decouple over a grid, the dot products of phase 2 as
- * tiles over a grid, the selection phases 3-7 in one block per image, the combine over a grid of output values. The
- * host (batMergeHost below, used by the CPU test) runs the same items one after the other, rounding every value the
- * same way (dotLanes). Selection arithmetic is fp32 whatever the token type.
+ * The work is split into nine phases of items (a token, a pair of tokens, an output value); between phases all
+ * threads of an image synchronise. The host (batMergeHost below, used by the CPU tests) runs every item with the
+ * functions here, one after the other. The CUDA launcher (batMergeKernel.cu) runs them as five kernels: decouple,
+ * the dot products (as shared-memory tiles) and the per-row reductions over the grid, phases 4-8 in one block per
+ * image, the combine over the grid; where it splits an item over a warp it computes the same value (exact integer
+ * counts, total-order extremes, dot products in dotLanes()' order). Selection arithmetic is fp32 whatever the token
+ * type; docs/kernel.md has the design, the rounding rules and the performance model.
  *
  * Compiles as CUDA C++17 (nvcc >= 11.4) and as plain C++17 (g++/clang++), where __host__/__device__ vanish.
  */

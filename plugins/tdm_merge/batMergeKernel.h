@@ -1,6 +1,6 @@
 /*
- * Launcher of the fused BAT merge stage (batMergeKernel.cu): one thread block per image, the phases of batMerge.h
- * separated by __syncthreads(). Shared by the TensorRT plugin wrappers and the PyTorch extension.
+ * Launcher of the fused BAT merge stage (batMergeKernel.cu): the phases of batMerge.h as five kernels enqueued on one
+ * stream. Shared by the TensorRT plugin wrappers and the PyTorch extension.
  */
 #pragma once
 
@@ -22,7 +22,8 @@ enum class TokenType : int32_t
 size_t batMergeWorkspaceSize(BatSizes const& sizes, int32_t batch);
 
 //! x [batch, n, c], importance [batch, n-1] (both of `type`) -> out [batch, outputTokens(sizes), c].
-//! Returns cudaSuccess or the launch error; nothing is synchronised.
+//! Returns cudaSuccess, cudaErrorInvalidValue for invalid sizes, an error left pending by earlier work (then nothing
+//! is launched), or the first launch error; nothing is synchronised. The workspace's content does not matter.
 cudaError_t batMergeForward(BatSizes const& sizes, int32_t batch, TokenType type, void const* x,
     void const* importance, void* out, void* workspace, cudaStream_t stream);
 
