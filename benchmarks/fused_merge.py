@@ -9,7 +9,9 @@ first use by :mod:`tdm_edge.reduce.fused`) against the decomposed PyTorch stage:
 2. stage time, fused vs decomposed (eager and CUDA-graphed), batch 1 and 64, fp16 (target >= 5x at batch 1);
 3. end to end, DeiT-S at keep rate 0.7, fp16 + CUDA graphs: unpruned, the ideal slice (same token counts, free
    selection), BAT decomposed and BAT fused: batch-1 latency (target: fused within 5 % of ideal) and batch-64
-   throughput (target >= 1.45x unpruned).
+   throughput (target >= 1.45x unpruned);
+4. the five kernels of one fused stage (torch.profiler, device time per stage call, fp32), to set against the
+   per-kernel estimates of benchmarks/kernel_model.py quoted in docs/kernel.md.
 
 Timings: CUDA events around blocks of calls, after warm-up; the variants interleaved round by round (order rotated)
 and compared as per-round ratios, medians reported. Weights: random, made trained-like
@@ -117,6 +119,35 @@ def stage_times(stage, batch: int, rounds: int, iters: int) -> dict:
             "decomposed_graph/fused_graph": paired_ratio(times["decomposed_graph"], times["fused_graph"])}
 
 
+KERNELS = ("decoupleKernel", "similarityKernel", "rowsKernel", "selectionKernel", "gridPhaseKernel")
+
+
+def per_kernel_us(totals: list[tuple[str, float]], calls: int) -> dict[str, float]:
+    """µs per stage call of each kernel of batMergeKernel.cu, from (kernel name, total device µs) pairs."""
+    out = {k: 0.0 for k in KERNELS}
+    for name, total in totals:
+        for k in KERNELS:
+            if k in name:  # mangled names: ..._GLOBAL__N_..similarityKernelIfEEv..
+                out[k] += total / calls
+    return out
+
+
+def kernel_profile(stage, batch: int, calls: int = 50) -> dict:
+    from torch.profiler import ProfilerActivity, profile
+
+    from tdm_edge.reduce.fused import fused_stage
+
+    x, w = stage_inputs(stage, batch, torch.float32)
+    fused_stage(x, w, stage)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fused_stage(x, w, stage)
+        torch.cuda.synchronize()
+    totals = [(e.key, float(e.device_time_total)) for e in prof.key_averages()]
+    return {"n_in": stage.n_in, "batch": batch, "dtype": "float32", "us": per_kernel_us(totals, calls)}
+
+
 def end_to_end(batch: int, rounds: int, iters: int) -> dict:
     from tdm_edge.reduce.fused import fused_stages
 
@@ -153,6 +184,11 @@ def markdown(result: dict) -> str:
               "| --- | --- | --- | --- |"]
     lines += [f"| {e['batch']} | {e['bat_fused/ideal']:.3f} | {e['bat/ideal']:.3f} | "
               f"{e['unpruned/bat_fused']:.2f}x |" for e in result["end_to_end"]]
+    if result.get("kernels"):
+        lines += ["", "| stage n_in | batch | " + " | ".join(f"{k} µs" for k in KERNELS) + " | sum µs |",
+                  "| --- " * (3 + len(KERNELS)) + "|"]
+        lines += [f"| {e['n_in']} | {e['batch']} | " + " | ".join(f"{e['us'][k]:.1f}" for k in KERNELS)
+                  + f" | {sum(e['us'].values()):.1f} |" for e in result["kernels"]]
     return "\n".join(lines) + "\n"
 
 
@@ -176,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
               "equality": [equality(s, torch.float32, 1e-4) for s in stages]
               + [equality(s, torch.float16, 1e-2) for s in stages],
               "stages": [stage_times(s, b, args.rounds, args.iters) for b in args.batches for s in stages],
-              "end_to_end": [end_to_end(b, args.rounds, max(1, args.iters // b)) for b in args.batches]}
+              "end_to_end": [end_to_end(b, args.rounds, max(1, args.iters // b)) for b in args.batches],
+              "kernels": [kernel_profile(s, b) for b in args.batches for s in stages]}
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"fused_merge_{result['device'].replace(' ', '_')}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")

@@ -27,6 +27,21 @@ def test_fused_merge_benchmark_measures_nothing_without_a_gpu(capsys):
         "end_to_end": [{"batch": 1, "bat_fused/ideal": 1.031, "bat/ideal": 1.2, "unpruned/bat_fused": 1.5}]})
     assert "| 197 | float16 | 0.003 | 0.01 | 1/1112 |" in table and "| 197 | 1 | 6.25x | 2.50x |" in table
     assert "| 1 | 1.031 | 1.200 | 1.50x |" in table
+    assert "decoupleKernel" not in table  # no kernel profile in the result: no kernel table
+
+
+def test_per_kernel_times_from_a_profile():
+    """Profiler rows (mangled kernel names, total device µs over the calls) -> µs per stage call of each kernel."""
+    fused = _fused_bench()
+    totals = [("_ZN3tdm50_GLOBAL__N__5d49da61similarityKernelIfEEvNS_8BatSizesEPKT_S5_Pci", 350.0),
+              ("_ZN3tdm50_GLOBAL__N__5d49da61similarityKernelI6__halfEEvNS_8BatSizesE", 50.0),
+              ("_ZN3tdm50_GLOBAL__N__5d49da61decoupleKernelIfEEv", 25.0), ("void at::native::elementwise", 999.0)]
+    us = fused.per_kernel_us(totals, calls=50)
+    assert us == {"decoupleKernel": 0.5, "similarityKernel": 8.0, "rowsKernel": 0.0, "selectionKernel": 0.0,
+                  "gridPhaseKernel": 0.0}
+    table = fused.markdown({"device": "FakeGPU", "torch": "2", "cuda": "12", "equality": [], "stages": [],
+                            "end_to_end": [], "kernels": [{"n_in": 197, "batch": 1, "dtype": "float32", "us": us}]})
+    assert "| 197 | 1 | 0.5 | 8.0 | 0.0 | 0.0 | 0.0 | 8.5 |" in table
 
 
 def _kernel_model():
