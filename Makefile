@@ -24,7 +24,7 @@ DEVICE_PYTEST := -q -p no:cacheprovider -p no:warnings -p tests.device.workstati
 	--deselect tests/engine/test_versions.py::test_backend_versions_name_the_software_and_the_gpu \
 	--deselect tests/bench/test_stats.py::test_bench_plot_shows_whole_bars_and_keeps_the_legend_off_them
 
-.PHONY: demo test test-device venv venv-device clean
+.PHONY: demo test test-fast test-device venv venv-device clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,9 +52,15 @@ test-device: $(STAMP) $(DEVICE_STAMP)
 demo: $(STAMP)
 	$(PY) -m tdm_edge.demo
 
+# everything, slow and network tests included: what CI runs
 test: $(STAMP) $(DEVICE_STAMP)
 	$(PY) -m pytest -q
 	$(MAKE) --no-print-directory test-device
+
+# the developer's loop: the main suite without the tests marked slow (each > ~3 s here; `pytest --collect-only -m
+# slow -q` lists them), under 2 minutes on 2 cores; `make test` still runs them
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) build *.egg-info

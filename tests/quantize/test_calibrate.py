@@ -94,7 +94,10 @@ def test_trt_int8_agrees_with_fp32_on_held_out_images(trained, int8, capsys):
     assert report["images"] == 200
     assert report["top1_agreement"] >= 0.99
     assert report["logit_cosine_min"] > 0.98
-    # measured 83 %: int8 q and k move the class attention of near-tied background tokens across the K boundary
+    # measured 83 % (166/200): int8 q and k move the class attention of near-tied background tokens across the K
+    # boundary. The default recipe promises no share (docs/int8.md: selection_stable is the one for >= 95 %), so
+    # this is a regression guard, not a target: 16 images of slack over a deterministic run (seeded single-thread
+    # training, images from fixed seeds, ORT CPU); it fails once 51 of 200 images change their kept set.
     assert report["stages"][0]["kept"]["identical_images"] >= 0.75
 
 
@@ -109,7 +112,10 @@ def test_selection_stable_recipe_keeps_the_first_stage_tokens_on_95_percent(trai
     assert len(fed) == 17 - 3 and not fed & set(ranking_inputs(onnx.load(trained["fp32"])))
     report = _compare(capsys, trained["fp32"], out, trained["held_out"])
     assert report["top1_agreement"] >= 0.99
-    assert report["stages"][0]["kept"]["identical_images"] >= 0.95  # measured 96.5 %
+    # the brief's target that this recipe exists to meet (docs/int8.md, calibration/selection_stable.json): measured
+    # 193/200, 3 images of slack, on purpose: the run is deterministic (seeded single-thread training, images from
+    # fixed seeds, ORT CPU), so a drop below 190/200 is the recipe no longer meeting its promise, not noise
+    assert report["stages"][0]["kept"]["identical_images"] >= 0.95
 
 
 def test_cpu_target_is_dynamic_int8_matmuls_and_agrees(trained, tmp_path, capsys):
