@@ -27,13 +27,15 @@ inline void exitFiber()
         fail("a thread exited while others wait at __syncthreads (undefined in CUDA)");
     if (e.alive > 0 && e.atBarrier == e.alive) // goes on as current GPUs do: exited threads no longer hold it
         releaseBlock();
-    toScheduler();
+    f->lowWater = static_cast<char const*>(__builtin_frame_address(0)) - 4096; // this frame and the switch's
+    toScheduler(true);
     std::abort(); // never resumed
 }
 
 [[noreturn]] inline void fiberMain()
 {
     Engine& e = gEngine;
+    sanitizerFinish(nullptr, &e.schedulerBottom, &e.schedulerSize); // first entry: learn the scheduler's stack
     e.body(e.arg);
     exitFiber();
     std::abort();
@@ -66,6 +68,8 @@ inline void ensureStacks(size_t count)
 
 inline void startFiber(Fiber& f, char* stack, size_t bytes)
 {
+    f.stackBottom = stack + 4096;
+    f.stackSize = bytes;
 #if CUDACPU_ASM_SWITCH
     // top 16-aligned; frame: r15 r14 r13 r12 rbx rbp (zeros), then fiberMain as the return address, then a pad, so
     // that fiberMain starts with the stack aligned as after a call
@@ -148,8 +152,14 @@ inline void runBlock(uint64_t linearBlock)
                 "deadlock in block (%u,%u,%u): %u threads at __syncthreads, %u at a warp collective, %u exited",
                 e.blockIdx.x, e.blockIdx.y, e.blockIdx.z, block, warp, n - block - warp);
             fail(text);
-            return; // the waiting fibers are abandoned
+            break; // the waiting fibers are abandoned
         }
+    }
+    for (Fiber const& f : e.fibers) // a no-op unless built with AddressSanitizer
+    {
+        char const* bottom = static_cast<char const*>(f.stackBottom);
+        char const* from = f.wait == Wait::kDone && f.lowWater > bottom ? f.lowWater : bottom;
+        sanitizerUnpoison(from, static_cast<size_t>(bottom + f.stackSize - from));
     }
 }
 

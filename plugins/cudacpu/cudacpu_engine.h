@@ -33,6 +33,22 @@
 #include <ucontext.h>
 #endif
 
+// AddressSanitizer follows the fibers' stacks when told of every switch (-fsanitize=address runs kernels under it)
+#if defined(__SANITIZE_ADDRESS__)
+#define CUDACPU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CUDACPU_ASAN 1
+#endif
+#endif
+#ifndef CUDACPU_ASAN
+#define CUDACPU_ASAN 0
+#endif
+#if CUDACPU_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 // private to each binary: two libraries built with cudacpu in one process keep their own engines
 #pragma GCC visibility push(hidden)
 
@@ -65,6 +81,10 @@ enum class Wait : uint8_t
 struct Fiber
 {
     void* sp = nullptr;
+    void* fakeStack = nullptr;        //!< AddressSanitizer's bookkeeping of this fiber's stack
+    void const* stackBottom = nullptr;
+    size_t stackSize = 0;
+    char const* lowWater = nullptr; //!< below the frames still on its stack when it exited
 #if !CUDACPU_ASM_SWITCH
     ucontext_t uc;
 #endif
@@ -105,6 +125,9 @@ struct Engine
     unsigned alive = 0, atBarrier = 0;
     int barrierCount = 0;
     void* schedulerSp = nullptr;
+    void* schedulerFakeStack = nullptr;
+    void const* schedulerBottom = nullptr;
+    size_t schedulerSize = 0;
 #if !CUDACPU_ASM_SWITCH
     ucontext_t schedulerUc;
 #endif
@@ -173,26 +196,60 @@ cudacpu_switch:
 )");
 #endif
 
-inline void toScheduler()
+inline void sanitizerStart(void** fakeStack, void const* bottom, size_t size)
+{
+#if CUDACPU_ASAN
+    __sanitizer_start_switch_fiber(fakeStack, bottom, size);
+#else
+    (void) fakeStack, (void) bottom, (void) size;
+#endif
+}
+
+//! A stack whose frames never returned (an exited or abandoned fiber's) keeps their redzones in AddressSanitizer's
+//! shadow: clear them before the stack is reused.
+inline void sanitizerUnpoison(void const* begin, size_t bytes)
+{
+#if CUDACPU_ASAN
+    __asan_unpoison_memory_region(begin, bytes);
+#else
+    (void) begin, (void) bytes;
+#endif
+}
+
+inline void sanitizerFinish(void* fakeStack, void const** bottomOld, size_t* sizeOld)
+{
+#if CUDACPU_ASAN
+    __sanitizer_finish_switch_fiber(fakeStack, bottomOld, sizeOld);
+#else
+    (void) fakeStack, (void) bottomOld, (void) sizeOld;
+#endif
+}
+
+//! From the current fiber back to the scheduler (for good when `exiting`).
+inline void toScheduler(bool exiting = false)
 {
     Engine& e = gEngine;
     Fiber* f = e.current;
+    sanitizerStart(exiting ? nullptr : &f->fakeStack, e.schedulerBottom, e.schedulerSize);
 #if CUDACPU_ASM_SWITCH
     cudacpu_switch(&f->sp, e.schedulerSp);
 #else
     swapcontext(&f->uc, &e.schedulerUc);
 #endif
+    sanitizerFinish(f->fakeStack, &e.schedulerBottom, &e.schedulerSize);
 }
 
 inline void resume(Fiber& f)
 {
     Engine& e = gEngine;
     e.current = &f;
+    sanitizerStart(&e.schedulerFakeStack, f.stackBottom, f.stackSize);
 #if CUDACPU_ASM_SWITCH
     cudacpu_switch(&e.schedulerSp, f.sp);
 #else
     swapcontext(&e.schedulerUc, &f.uc);
 #endif
+    sanitizerFinish(e.schedulerFakeStack, nullptr, nullptr);
     e.current = nullptr;
 }
 

@@ -230,6 +230,33 @@ def test_ucontext_fallback_equals_host(libs, tmp_path):
     assert_same_bits(run_cuda(lib, x, w, stage, stage.n_out), run_host(host, x, w, stage), name)
 
 
+@pytest.mark.slow
+def test_kernel_under_sanitizers(tmp_path):
+    """The .cu through cudacpu built with -fsanitize=address,undefined (cudacpu tells AddressSanitizer of every fiber
+    switch): exact-size buffers, poisoned workspace, degenerate inputs, the DeiT-S stages and two small ones, fp32
+    and fp16. Any out-of-bounds access in any kernel of the chain, or undefined behaviour, fails the run."""
+    if compiler() is None:
+        pytest.skip("no host C++ compiler")
+    translate.translate_tree(KERNEL_DIR, tmp_path / "src")
+    exe = tmp_path / "sanitized"
+    cmd = cuda_on_cpu_command([tmp_path / "src" / "batMergeKernel.cu"], tmp_path / "src", exe,
+                              extra=("-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                                     "-fno-omit-frame-pointer"))
+    cmd.remove("-shared")
+    cmd[cmd.index("-o"):cmd.index("-o")] = ["-x", "none", str(HERE / "cudacpu_sanitize_main.cpp")]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0 and "sanitize" in done.stderr and "cannot find" in done.stderr:
+        pytest.skip("the compiler has no AddressSanitizer/UBSan runtime")
+    assert done.returncode == 0, done.stderr[-4000:]
+    stages = [stage for *_, stage in deit_small_cases()] + [bat_stage(33, 16, 4, 5), bat_stage(65, 20, 7, 11, knn=3)]
+    args = [str(v) for st in stages for v in (st.n_in, 384 if st.n_in in (197, 139, 98) else 16, st.keep, st.pairs,
+                                              st.clusters, st.knn)]
+    run = subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    assert run.stdout.strip() == f"runs {6 * len(stages)} failures 0"
+    assert "runtime error" not in run.stderr and "AddressSanitizer" not in run.stderr
+
+
 def test_invalid_sizes_return_error_without_launch(libs):
     cuda, _ = libs
     x = np.zeros((1, 9, 4), np.float32)
