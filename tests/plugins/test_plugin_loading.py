@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -45,7 +46,7 @@ RELEASES = {
 
 def mirror() -> Path | None:
     path = os.environ.get("TDM_TENSORRT_MIRROR")
-    return Path(path) if path and Path(path).exists() else None
+    return Path(path) if path and Path(path).exists() and shutil.which("git") else None
 
 
 def headers(ref: str, dest: Path) -> Path:
@@ -55,7 +56,10 @@ def headers(ref: str, dest: Path) -> Path:
         pytest.skip(f"the TensorRT mirror has no {ref}")
     archive = subprocess.run([*git, "archive", "--format=tar", ref, "include"], capture_output=True, check=True)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(dest)
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, filter="data")
+        else:
+            tar.extractall(dest)
     return dest / "include"
 
 
@@ -65,7 +69,8 @@ def kernel_object(tmp_path_factory) -> Path:
     if compiler() is None:
         pytest.skip("no host C++ compiler")
     if mirror() is None:
-        pytest.skip("TensorRT headers not available: set TDM_TENSORRT_MIRROR to a clone of github.com/NVIDIA/TensorRT")
+        pytest.skip("TensorRT headers not available: set TDM_TENSORRT_MIRROR to a clone of github.com/NVIDIA/TensorRT "
+                    "(and have git)")
     tmp = tmp_path_factory.mktemp("kernel_object")
     translate.translate_tree(KERNEL_DIR, tmp / "src")
     obj = tmp / "batMergeKernel.o"
