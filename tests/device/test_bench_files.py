@@ -79,3 +79,14 @@ def test_table_names_both_files_and_the_ratio():
     assert text.startswith("p.onnx (bat 0.7) vs u.onnx (none) on ort (cpu), batch 1")
     assert "| pruned | 1.00 | 1.50 | 2.00 | 1000.0 | 197 -> 139 |" in text and "| baseline | 2.00 |" in text
     assert text.endswith("pruned / baseline: 0.500 (range over 3 processes 0.490..0.520)")
+
+
+def test_two_engines_run_on_trt_with_their_sidecars_metadata(tmp_path):
+    for name, method, tokens in (("p", "bat", [65, 46]), ("u", "none", [65])):
+        (tmp_path / f"{name}.engine").write_bytes(b"x")
+        meta = {"preprocessing": {"input_size": [3, 32, 32]}, "onnx": {"batch": 2}, "weights": "random",
+                "reduction": {"method": method, "keep_rate": 0.7, "stage_tokens": tokens}, "model": {"name": name}}
+        (tmp_path / f"{name}.engine.json").write_text(json.dumps({"trt_version": "10.3", "metadata": meta}))
+    specs, described, batch, shape = plan(str(tmp_path / "p.engine"), str(tmp_path / "u.engine"), None, None, 2)
+    assert {s.backend for s in specs.values()} == {"trt"} and batch == 2 and shape == (3, 32, 32)
+    assert described["pruned"]["stage_tokens"] == [65, 46] and described["baseline"]["name"] == "u"
