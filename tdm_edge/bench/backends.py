@@ -8,6 +8,7 @@ measuring process. Heavy libraries are imported only by the backend that needs t
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 from ..errors import UsageError
@@ -24,6 +25,28 @@ def check_backend(backend: str, precision: str) -> None:
         raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if precision not in PRECISIONS[backend]:
         raise UsageError(f"backend {backend} cannot run {precision}; it runs {', '.join(PRECISIONS[backend])}")
+
+
+# what each backend imports, looked up (never imported) before anything is exported or measured
+BACKEND_MODULES = {"ort": ("onnxruntime", "pip install 'tdm-edge[ort]'"),
+                   "trt": ("tensorrt", "JetPack's python3-libnvinfer on a Jetson, pip install 'tdm-edge[trt]' on "
+                                       "x86_64 with a CUDA GPU"),
+                   "torch": ("torch", "pip install 'tdm-edge[export]'"),
+                   "torch-cuda": ("torch", "pip install 'tdm-edge[export]' with a CUDA build of torch")}
+
+
+def require_backend(backend: str) -> None:
+    """A one-line UsageError when the backend's library is not installed, before any model is built."""
+    from importlib.util import find_spec
+
+    module, fix = BACKEND_MODULES[backend]
+    try:
+        found = module in sys.modules or find_spec(module) is not None  # sys.modules: a stand-in in the tests
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise UsageError(f"backend {backend} needs {module}, which is not installed here ({fix}); nothing was "
+                         "exported or measured")
 
 
 @dataclass(frozen=True)

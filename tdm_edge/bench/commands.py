@@ -12,7 +12,7 @@ from ..args import add_force_argument, in_range
 from ..errors import UsageError
 from ..limits import MAX_BATCH, MAX_IMG_SIZE, MAX_THREADS, check_image_size, patch_size_from_name
 from ..sides import require_workstation
-from .backends import BACKENDS, check_backend
+from .backends import BACKENDS, check_backend, require_backend
 from .files import SUFFIX_BACKENDS, is_model_file
 
 
@@ -60,6 +60,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _check_common(args: argparse.Namespace) -> None:
     args.backend, args.precision = args.backend or "ort", args.precision or "fp32"
     check_backend(args.backend, args.precision)
+    require_backend(args.backend)  # TensorRT missing: one line now, not after exporting every model
     if args.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {args.threads}")
     if args.img_size is not None:  # the same rule as every other command's --img-size, before torch loads
@@ -159,6 +160,10 @@ def _bench_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
+    backend = args.backend or "ort"
+    if args.output.endswith(".engine") != (backend == "trt"):  # what the backend writes, before anything else
+        raise UsageError(f"tune --backend {backend} writes " + ("an .engine: give -o NAME.engine" if backend == "trt"
+                         else "an .onnx, not an .engine: give -o NAME.onnx (or --backend trt)"))
     _check_common(args)
     if args.target_fps <= 0:
         raise UsageError(f"--target-fps must be > 0, got {args.target_fps}")
