@@ -22,9 +22,10 @@ COLOURS = {"unpruned": "#888888", "pruned": "#1f77b4", "ideal": "#2ca02c", "evit
 
 
 def bar_limits(p50: list[float], q3: list[float]) -> tuple[float, float]:
-    """The y range of a panel: from 0 to a little above the tallest bar or whisker (so every bar shows whole and
-    has room for its label)."""
-    return 0.0, 1.18 * max(max(p50), max(q3))
+    """The y range of a panel: from 0 to a little above the tallest bar or whisker, but at most 1.5x the tallest
+    bar, so the bars stay readable when a busy machine gives long whiskers (those are cut at the top)."""
+    tallest = max(p50)
+    return 0.0, 1.18 * max(tallest, min(max(q3), 1.5 * tallest))
 
 
 def plot_bench(result: dict, path: str | os.PathLike) -> None:
@@ -54,20 +55,24 @@ def bench_figure(result: dict):
         x = list(range(len(keys)))
         bars = ax.bar(x, p50, yerr=[low, high], capsize=3, color=[COLOURS.get(k, "#17becf") for k in keys],
                       error_kw={"lw": 1})
-        for bar, value in zip(bars, p50):  # inside the bar, clear of the whisker
-            ax.text(bar.get_x() + bar.get_width() / 2, value / 2, f"{value:.2f}", ha="center", va="center",
-                    fontsize=7, color="white", fontweight="bold")
+        top = bar_limits(p50, [p + h for p, h in zip(p50, high)])[1]
+        for bar, value in zip(bars, p50):  # left of the whisker inside the bar; above a bar too short to hold it
+            inside = value > 0.12 * top
+            ax.text(bar.get_x() + bar.get_width() * (0.27 if inside else 0.55), value / 2 if inside else value,
+                    f"{value:.2f}", ha="center" if inside else "left", va="center" if inside else "bottom",
+                    fontsize=7, color="white" if inside else "black", fontweight="bold")
         line = ax.axhline(pm["unpruned"]["p50_ms"] * result["gmac_ratio"], ls="--", c="k", lw=1)
         ax.set_xticks(x)
         ax.set_xticklabels([names.get(k, k) for k in keys], fontsize=8)
-        ax.set_ylim(*bar_limits(p50, [p + h for p, h in zip(p50, high)]))
+        ax.set_ylim(0.0, top)
         ax.set_title(f"batch {batch}", fontsize=9)
         ax.set_ylabel("p50 latency, ms")
         handles = [line]
     fig.suptitle(f"{s['model']} {s['method']} {s['keep_rate']}, {s['backend']} {s['precision']}, "
                  f"{result['machine']['device']}", fontsize=9)
     fig.legend(handles, [f"unpruned p50 x GMAC ratio {result['gmac_ratio']:.3f}"], loc="lower center",
-               fontsize=7, frameon=False, title="whiskers: 1st to 3rd quartile", title_fontsize=7, ncol=1)
+               fontsize=7, frameon=False, title="whiskers: 1st to 3rd quartile (cut at the top of the panel)",
+               title_fontsize=7, ncol=1)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 

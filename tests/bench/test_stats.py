@@ -113,6 +113,7 @@ def test_bench_plot_shows_whole_bars_and_keeps_the_legend_off_them():
     from tdm_edge.bench.plot import bar_limits, bench_figure
 
     assert bar_limits([2.0, 10.0], [2.5, 11.0]) == (0.0, pytest.approx(12.98))
+    assert bar_limits([1.51, 2.33], [38.0, 46.0]) == (0.0, pytest.approx(1.18 * 1.5 * 2.33))  # long whiskers cut
     fig = bench_figure(_result())
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
