@@ -111,6 +111,7 @@ def run_file_bench(pruned: str, baseline: str, backend: Optional[str] = None, ba
                    per_round: Optional[int] = None, log=print, plugins: Tuple[str, ...] = (),
                    cuda: str = "auto") -> dict:
     """Measure ``pruned`` against ``baseline`` and return the result (JSON-ready)."""
+    from .machine import snapshot
     from .run import cpu_name, in_fresh_process, measure
     from .stats import pct, summarise
 
@@ -130,6 +131,7 @@ def run_file_bench(pruned: str, baseline: str, backend: Optional[str] = None, ba
         "settings": {"backend": kind, "threads": threads, "batch": batch, "warmup": warmup, "rounds": rounds,
                      "repeats": repeats, "per_round": per_round},
         "models": described,
+        "machine_state": snapshot(),  # load average, CPU governors, a Jetson's power mode and clocks
     }
     times: List[dict] = []
     for i in range(repeats):
@@ -143,11 +145,14 @@ def run_file_bench(pruned: str, baseline: str, backend: Optional[str] = None, ba
 
 def file_table(result: dict) -> str:
     """The result as a short Markdown table."""
+    from .machine import state_text
+
     s, models = result["settings"], result["models"]
     rng = result["ratio_ranges"]["pruned/baseline"]
     lines = [f"{models['pruned']['file']} ({models['pruned']['method']} {models['pruned']['keep_rate']}) vs "
              f"{models['baseline']['file']} ({models['baseline']['method']}) on {s['backend']} "
-             f"({result['machine']['device']}), batch {s['batch']}", "",
+             f"({result['machine']['device']}), batch {s['batch']}"
+             + (f"; {state_text(result['machine_state'])}" if result.get("machine_state") else ""), "",
              "| model | p50 ms | p90 ms | p99 ms | img/s | tokens |", "|---|---|---|---|---|---|"]
     for key in ("pruned", "baseline"):
         pm, tokens = result["per_model"][key], models[key]["stage_tokens"]
