@@ -42,7 +42,7 @@ from ..lint.precision import fp32_layers
 from ..metadata import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, read_metadata  # noqa: F401 (re-exported)
 from . import fp16
 from .layer_norm import decomposed_layer_norm
-from .verify import SelectionProbe, VerifyReport, run_with_selections, verify
+from .verify import SelectionProbe, VerificationError, VerifyReport, run_with_selections, verify
 
 
 
@@ -50,10 +50,6 @@ from .verify import SelectionProbe, VerifyReport, run_with_selections, verify
 # near-tie tolerance of a decoupling order relative to the largest importance (see verify.verify): for fp16 one
 # fp16 step (2^-10 relative), i.e. two importances fp16 could not tell apart at the scale of the largest.
 VERIFY_TOLERANCES = {"fp32": {"atol": 1e-4, "order_rtol": 1e-6}, "fp16": {"atol": 1e-2, "order_rtol": 2.0 ** -10}}
-
-
-class VerificationError(RuntimeError):
-    """The exported graph does not match the PyTorch model; the message is one line."""
 
 
 @dataclass

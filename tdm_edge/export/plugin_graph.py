@@ -23,7 +23,7 @@ from ..reduce.patch import AttentionOutput, reduce_tokens as reference_stage
 from ..reduce.schedule import Stage
 from ..metadata import INPUT_NAME, METADATA_KEY, OUTPUT_NAME
 from .layer_norm import decomposed_layer_norm
-from .onnx_export import VerificationError
+from .verify import VerificationError
 from ..lint.plugin_check import DOMAIN, PLUGIN_NAME, SIZE_ATTRS, is_plugin_node, size_error
 
 MERGE_MODES = ("ops", "plugin")

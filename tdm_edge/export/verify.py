@@ -20,6 +20,10 @@ import torch
 from ..reduce import merge
 
 
+class VerificationError(RuntimeError):
+    """The exported graph does not match the PyTorch model; the message is one line."""
+
+
 class Recording(list):
     """``[(name, selection)]`` in call order, plus ``importance``: ``{attentive name: [B, N-1] scores}``."""
 

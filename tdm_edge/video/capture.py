@@ -5,68 +5,22 @@ dropped and counted, so the loop never works on a backlog (a camera does not wai
 (a one-frame queue): every frame is processed while decoding the next overlaps with inference. Frames are numbered
 in read order, so the loop can tell exactly which ones were dropped.
 
-:func:`open_within` gives every open a deadline: OpenCV's open of a GStreamer pipeline or a stream can block for
-good (an Argus camera whose daemon hangs, a host that never answers) and, being C code, ignores Ctrl-C.
+:func:`~tdm_edge.video.deadline.open_within` gives every open a deadline: OpenCV's open of a GStreamer pipeline
+or a stream can block for good (an Argus camera whose daemon hangs, a host that never answers) and, being C code,
+ignores Ctrl-C.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # sources imports this module (open_within)
+if TYPE_CHECKING:
     from .sources import FrameSource
-
-
-class OpenTimeout(RuntimeError):
-    """An open did not return within its deadline; it was abandoned (what it returns later is released)."""
-
-
-def open_within(opener: Callable[[], object], timeout: float, poll: float = 0.05) -> object:
-    """``opener()`` in a daemon thread; its result, its exception, or :class:`OpenTimeout` after ``timeout`` s.
-
-    The calling thread waits in slices of ``poll`` seconds, so SIGINT's ``KeyboardInterrupt`` reaches it at once
-    (and abandons the open like a timeout). An abandoned open that returns later has its capture released.
-    """
-    done = threading.Event()
-    box: dict = {}
-    lock = threading.Lock()
-
-    def work() -> None:
-        try:
-            result = opener()
-        except BaseException as err:  # handed to the caller
-            box["error"] = err
-        else:
-            with lock:
-                abandoned = box.get("abandoned", False)
-                box["result"] = result
-            if abandoned and hasattr(result, "release"):
-                result.release()
-        finally:
-            done.set()
-
-    threading.Thread(target=work, name="tdm-edge-open", daemon=True).start()
-    deadline = time.monotonic() + timeout
-    try:
-        while not done.wait(max(0.0, min(poll, deadline - time.monotonic()))):
-            if time.monotonic() >= deadline:
-                raise OpenTimeout(f"no answer within {timeout:g} s")
-    except BaseException:
-        with lock:
-            box["abandoned"] = True
-            late = box.get("result")
-        if late is not None and hasattr(late, "release"):  # it returned just now: release it here
-            late.release()
-        raise
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
 
 
 @dataclass

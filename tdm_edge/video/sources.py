@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from ..errors import UsageError
-from .capture import OpenTimeout, open_within
+from .deadline import OpenTimeout, open_within
 from .cvutil import cv2
 from .openers import plan_csi, plan_file, plan_http, plan_rtsp, plan_v4l2
 from .pipelines import DEFAULT_LATENCY_MS, codec_name, flip_name, pick_decoder
@@ -171,7 +171,7 @@ class FrameSource:
 class CaptureSource(FrameSource):
     """A ``cv2.VideoCapture`` (or anything with ``isOpened/read/release``) made by ``opener``.
 
-    Every open runs under :func:`~tdm_edge.video.capture.open_within` with ``options.timeout``. The first open of
+    Every open runs under :func:`~tdm_edge.video.deadline.open_within` with ``options.timeout``. The first open of
     a live source is tried again after ``backoff``, ``2 backoff``, ... (at most 8 s) for up to ``retries`` more
     attempts while the deadline lasts; then one :class:`UsageError` line ending in ``hint``. A failed read of a
     live source re-opens it the same way, then raises :class:`SourceLost`. A file is opened once and ends at its

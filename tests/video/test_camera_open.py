@@ -15,7 +15,7 @@ import pytest
 
 from tdm_edge.cli import main
 from tdm_edge.errors import UsageError
-from tdm_edge.video.capture import OpenTimeout, open_within
+from tdm_edge.video.deadline import OpenTimeout, open_within
 from tdm_edge.video.cvutil import build_has
 from tdm_edge.video.pipelines import gst_has
 from tdm_edge.video.sources import CaptureSource, SourceOptions, open_source, parse_source
