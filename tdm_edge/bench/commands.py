@@ -227,7 +227,8 @@ def add_commands(sub, parser_class) -> None:
     _common(p)
     p.add_argument("--target-fps", type=in_range(float, 0.0, 1e6, "--target-fps", above=True), required=True, help="frames per second to meet at batch 1 (p50)")
     p.add_argument("--keep-rates", type=rate_list, default=(1.0, 0.9, 0.8, 0.7, 0.6, 0.5),
-                   help="the ladder (default 1.0,0.9,0.8,0.7,0.6,0.5)")
+                   help="the ladder (default 1.0,0.9,0.8,0.7,0.6,0.5); the unpruned model (1.0) is always measured "
+                        "beside it, and a keep rate that is not faster than unpruned is never chosen")
     p.add_argument("--runs", type=in_range(int, 1, 100_000, "--runs"), default=10, help="interleaved rounds (default 10)")
     p.add_argument("-o", "--output", required=True, help="where the chosen model goes (.onnx, or .engine for trt)")
     add_force_argument(p)
