@@ -25,7 +25,8 @@ from dataclasses import dataclass
 LATENCIES = (3, 6)  # clocks per instruction of a lone warp: optimistic (ILP in unrolled loops), pessimistic
 THREADS = 256  # kThreads, kTileThreads in batMergeKernel.cu
 SELECTION_WARPS = 16  # kSelectionThreads / 32
-TILE = 16
+TILE = 8  # kTile: similarity blocks of 8 x 8 dot products, 64 threads
+TILE_WARPS = TILE * TILE // 32
 LANES = 32
 
 
@@ -35,11 +36,10 @@ class Gpu:
     sms: int
     ghz: float
     dram_gbs: float
-    blocks_per_sm: int  # 256-thread blocks resident per SM (registers: ~66-125 per thread)
 
 
-ORIN = Gpu("AGX Orin (16 SMs, 1.3 GHz, 204.8 GB/s)", 16, 1.3, 204.8, 3)
-H100 = Gpu("H100 SXM (132 SMs, 1.755 GHz, 3.35 TB/s)", 132, 1.755, 3350.0, 3)
+ORIN = Gpu("AGX Orin (16 SMs, 1.3 GHz, 204.8 GB/s)", 16, 1.3, 204.8)
+H100 = Gpu("H100 SXM (132 SMs, 1.755 GHz, 3.35 TB/s)", 132, 1.755, 3350.0)
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ class Kernel:
     dram_bytes: float = 0.0  # per image
     per_block_warps: int = THREADS // LANES
     one_block_per_image: bool = False
+    resident: int = 3  # blocks per SM at once (registers: 256 threads x 66-80 registers)
 
 
 def kernels(s: Sizes, bytes_per_value: int = 4) -> list[Kernel]:
@@ -99,15 +100,18 @@ def kernels(s: Sizes, bytes_per_value: int = 4) -> list[Kernel]:
     combine_thread = (c * 6 + kb * c * (r * 4 + 12) + (ka - r) * c * 10 + m * c * (l * 4 + 10)) / values
     return [
         Kernel("1 decouple", f"{p} ranks x {p} compares", p, per(p) * 10 + 5 * 4 + 10, dram_bytes=p * 4),
+        # a tile warp per chunk: 32 FMA, 16 LDS.128, 8 LDG + 8 STS staging, ~8 more; shared-memory wavefronts:
+        # 8 (U rows, broadcast) + 8 (V: 8 columns x 16 bytes) + 8 (stores)
         Kernel("2 similarity", f"{ka}x{kb} + {l}x{l} dots + {norm_warps} norms, c={c}: "
                f"{(ka * kb + l * l + norm_warps) * c / 1e6:.2f} M FMA in {tiles} tiles",
-               tiles * THREADS // LANES + norm_warps, chunks * 60 + 20,
-               smem_per_warp=chunks * 28 * tiles * 8 / (tiles * 8 + norm_warps),
-               dram_bytes=s.n * c * bytes_per_value),
+               tiles * TILE_WARPS + norm_warps, chunks * 72 + 20,
+               smem_per_warp=chunks * 24 * tiles * TILE_WARPS / (tiles * TILE_WARPS + norm_warps),
+               dram_bytes=s.n * c * bytes_per_value, per_block_warps=TILE_WARPS, resident=15),
         Kernel("3 rows", f"{ka} argmax over {kb}; {l} d2 rows + {k} kNN passes",
                ka + l, per(l) * 10 + k * (per(l) * 20 + butterfly) + 40),
         Kernel("4 selection", f"phases 4-8 (ranks, delta, matching, centres, labels, weights, {phase8_items} coefs)",
-               SELECTION_WARPS, selection_chain, per_block_warps=SELECTION_WARPS, one_block_per_image=True),
+               SELECTION_WARPS, selection_chain, per_block_warps=SELECTION_WARPS, one_block_per_image=True,
+               resident=1),
         Kernel("5 combine", f"{values} values (~{combine_thread:.0f} instr each)", math.ceil(values / LANES),
                combine_thread, dram_bytes=values * bytes_per_value),
     ]
@@ -120,8 +124,8 @@ def kernel_us(kern: Kernel, gpu: Gpu, batch: int, lat: int) -> float:
     else:
         blocks = batch * math.ceil(kern.warps / kern.per_block_warps)
     blocks_per_sm = math.ceil(blocks / gpu.sms)
-    warps_per_sm = min(blocks_per_sm, gpu.blocks_per_sm) * kern.per_block_warps
-    waves = math.ceil(blocks_per_sm / gpu.blocks_per_sm)
+    warps_per_sm = min(blocks_per_sm, kern.resident) * kern.per_block_warps
+    waves = math.ceil(blocks_per_sm / kern.resident)
     warp_instr_sm = blocks_per_sm * kern.per_block_warps * kern.instr_per_warp
     issue = warp_instr_sm / 4
     latency = waves * kern.instr_per_warp * max(lat, math.ceil(warps_per_sm / 4))

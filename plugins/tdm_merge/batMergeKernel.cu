@@ -3,7 +3,7 @@
  * GPU wherever the work allows it (the performance model and its estimates are in docs/kernel.md):
  *
  *   1. decoupleKernel    phase 1 over a grid, a warp per patch token: its rank in the stable descending order
- *   2. similarityKernel  phase 2 over a grid: 16 x 16 tiles of a @ b^T and of the inattentive Gram product, chunks of
+ *   2. similarityKernel  phase 2 over a grid: 8 x 8 tiles of a @ b^T and of the inattentive Gram product, chunks of
  *                        32 channels staged in shared memory, and the norms, a warp each; every dot product summed
  *                        in the fixed order of dotLanes() (batMerge.h), so the host rounds it identically
  *   3. rowsKernel        phase 3 over a grid, a warp per row: best partner of every A token (argmax by lanes), and
@@ -26,7 +26,7 @@ namespace
 
 constexpr int32_t kThreads = 256;      // decouple, rows, combine blocks
 constexpr int32_t kSelectionThreads = 512; // the one selection block per image
-constexpr int32_t kTile = 16;          // similarity tiles: kTile x kTile dot products per block, one per thread
+constexpr int32_t kTile = 8; // similarity tiles: kTile x kTile dot products per block, one per thread (docs/kernel.md)
 constexpr int32_t kTileThreads = kTile * kTile;
 constexpr int32_t kNormsPerBlock = kTileThreads / kLanes;
 constexpr int32_t kWarpsPerBlock = kThreads / kLanes;
@@ -97,7 +97,7 @@ template <typename T>
 __global__ void __launch_bounds__(kTileThreads) similarityKernel(
     BatSizes s, T const* x, T const* importance, char* workspace, int32_t blocks)
 {
-    // rows 16-byte aligned (whole chunks load as float4) and 4 banks apart (the kTile rows read in 2 wavefronts)
+    // rows 16-byte aligned (whole chunks load as float4) and 4 banks apart (a warp's 8 columns read in one wavefront)
     __shared__ __align__(16) float tileU[kTile][kLanes + 4];
     __shared__ __align__(16) float tileV[kTile][kLanes + 4];
     Image<T> const im = imageAt(s, int32_t(blockIdx.x) / blocks, x, importance, static_cast<T*>(nullptr), workspace);
