@@ -13,6 +13,9 @@ these numbers are fp16 *storage* (weights and activations rounded to fp16 betwee
 GPU does it. The lint (``check --trt 11``) result is for the graph as written.
 
     python benchmarks/fp16_agreement.py > benchmarks/results/fp16_agreement.md
+
+``--demo FP32.onnx FP16.onnx HELDOUT``: instead, the trained demo model's two exports on a labelled held-out set
+(``tdm-edge make-dataset``): top-1 of each and how many predictions are identical.
 """
 
 from __future__ import annotations
@@ -81,7 +84,33 @@ def agreement(model, path: str, images: list, refs: list) -> dict:
             "logit_diff_max": float(max(diffs)), "images": len(images)}
 
 
+def demo_agreement(fp32_path: str, fp16_path: str, data: str) -> None:
+    """Top-1 of the fp32 and fp16 exports of a trained model on an ImageFolder, and identical predictions."""
+    from torch.utils.data import DataLoader
+
+    from tdm_edge.metadata import read_metadata
+    from tdm_edge.train.data import eval_transform, image_folder
+
+    loader = DataLoader(image_folder(data, eval_transform(read_metadata(fp16_path)["preprocessing"])), batch_size=1)
+    preds, labels, diffs = {fp32_path: [], fp16_path: []}, [], []
+    with OnnxRuntimeRunner(fp32_path) as r32, OnnxRuntimeRunner(fp16_path) as r16:
+        for x, y in loader:
+            a, b = (r.infer({"input": x.numpy()})["logits"] for r in (r32, r16))
+            preds[fp32_path].append(int(a.argmax()))
+            preds[fp16_path].append(int(b.argmax()))
+            diffs.append(float(np.abs(a - b).max()))
+            labels.append(int(y))
+    p32, p16, lab = (np.array(v) for v in (preds[fp32_path], preds[fp16_path], labels))
+    print(f"{len(lab)} images: fp32 export top-1 {100 * (p32 == lab).mean():.2f} %, fp16 export top-1 "
+          f"{100 * (p16 == lab).mean():.2f} %, predictions identical {int((p32 == p16).sum())}/{len(lab)}, "
+          f"max |logit diff| median {np.median(diffs):.3g}, max {max(diffs):.3g}")
+
+
 def main() -> None:
+    import sys
+
+    if sys.argv[1:2] == ["--demo"]:
+        return demo_agreement(*sys.argv[2:5])
     warnings.simplefilter("ignore")
     torch.manual_seed(0)
     torch.set_num_threads(1)
