@@ -1,7 +1,7 @@
 """Argument types and the model options shared by the stage commands (below the stages: nothing here imports a stage
 at module level, and :mod:`tdm_edge.cli` is never imported back).
 
-Every check here needs no torch; :func:`build_model_from_args` imports the workstation side when it is called.
+Every check here needs no torch; :func:`tdm_edge.train.trained.model_from_args` builds the model they describe (workstation side).
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def add_model_arguments(p: argparse.ArgumentParser, default_method: str = "bat")
     p.set_defaults(given_options=frozenset(), model_arguments=True)
 
 
-def _given_reduction(args: argparse.Namespace) -> dict:
+def given_reduction(args: argparse.Namespace) -> dict:
     given = getattr(args, "given_options", frozenset())
     return {k: (getattr(args, k) if k in given else None) for k in REDUCTION_OPTIONS}
 
@@ -135,33 +135,13 @@ def given_model_options(args: argparse.Namespace) -> list[str]:
 
 def check_model_arguments(args: argparse.Namespace) -> None:
     """Every check of the model options that needs no torch: method options, image size, the checkpoint file."""
-    check_options(args.method, _given_reduction(args))
+    check_options(args.method, given_reduction(args))
     if args.img_size is not None:
         check_image_size(args.img_size, patch_size_from_name(args.model), args.model)
     if args.checkpoint is not None:
         from .checkpoint import sniff_format
 
         sniff_format(args.checkpoint)
-
-
-def build_model_from_args(args: argparse.Namespace):
-    """The model the options describe (checked first); only the reduction options given are passed on."""
-    check_model_arguments(args)
-    given = _given_reduction(args)
-    if args.checkpoint is not None and "model" not in getattr(args, "given_options", frozenset()):
-        from .train.trained import has_record, load_trained
-
-        if has_record(args.checkpoint):  # a model written by tdm-edge train brings its architecture and labels
-            method = args.method if "method" in args.given_options else None
-            model, record = load_trained(args.checkpoint, method=method, **given)
-            args.model, args.labels = record["model"], record["labels"]  # what the export's metadata records
-            return model
-    from .reduce.models import create_model
-    from .train import arch as _own_models  # noqa: F401  registers the project's own (tdm_vit_micro_patch4_56 ...)
-
-    reduction = {k: v for k, v in given.items() if v is not None and k != "keep_rate"}
-    return create_model(args.model, method=args.method, keep_rate=given["keep_rate"], checkpoint=args.checkpoint,
-                        img_size=args.img_size, num_classes=args.num_classes, **reduction)
 
 
 class Progress:

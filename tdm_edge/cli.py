@@ -16,8 +16,7 @@ import time
 
 from . import __version__
 from .errors import DeviceError, UsageError, capped, first_line
-from .args import (Progress, add_force_argument, add_model_arguments, build_model_from_args, check_model_arguments,
-                   in_range)
+from .args import Progress, add_force_argument, add_model_arguments, check_model_arguments, in_range
 from .limits import MAX_BATCH, METHOD_HELP, OPSETS
 from .sides import check_command_side, workstation_hint
 
@@ -59,7 +58,9 @@ def _cmd_flops(args: argparse.Namespace) -> int:
     from .reduce.flops import flops_report
 
     progress("build", model_label(args))
-    model = build_model_from_args(args)  # a trained checkpoint's record names the model (args.model)
+    from .train.trained import model_from_args
+
+    model = model_from_args(args)  # a trained checkpoint's record names the model (args.model)
     progress("count", "GMACs of the pruned and the unpruned model")
     report = flops_report(model, batch=1, name=args.model)
     if args.json:
@@ -103,7 +104,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .export.onnx_export import VerificationError, export_onnx
 
     progress("build", model_label(args))
-    model = build_model_from_args(args)  # a trained checkpoint's record names the model (args.model)
+    from .train.trained import model_from_args
+
+    model = model_from_args(args)  # a trained checkpoint's record names the model (args.model)
     from .reduce.models import timm_name
     try:
         report = export_onnx(model, args.output, batch=args.batch, dynamic_batch=args.dynamic_batch,

@@ -39,7 +39,6 @@ WORKSTATION_MODULES: Tuple[str, ...] = (
 # first, or is reached only from one that did): "module:qualified.name", "module:*" for every function
 WORKSTATION_ENTRIES: Tuple[str, ...] = (
     "tdm_edge.cli:_cmd_flops", "tdm_edge.cli:_cmd_export", "tdm_edge.cli:_cmd_models",
-    "tdm_edge.args:build_model_from_args",
     "tdm_edge.checkpoint:_load", "tdm_edge.checkpoint:read_state_dict", "tdm_edge.checkpoint:load_checkpoint",
     "tdm_edge.video.backends:_load_torch", "tdm_edge.video.backends:_default_checkpoint",
     "tdm_edge.bench.backends:RunnerSpec._torch_runner", "tdm_edge.bench.backends:prepare",

@@ -222,7 +222,9 @@ def test_a_failing_cuda_call_is_one_line_and_exit_1(monkeypatch, capsys):
     def fail(args):
         raise CudaError("cudaMalloc(1048576 bytes) failed: cudaErrorMemoryAllocation\nmore detail")
 
-    monkeypatch.setattr(cli, "build_model_from_args", fail)  # what flops calls first: the failure path of any runner
+    from tdm_edge.train import trained
+
+    monkeypatch.setattr(trained, "model_from_args", fail)  # what flops calls first: the failure path of any runner
     assert cli.main(["flops", "--model", "deit_tiny_patch16_224"]) == 1
     err = capsys.readouterr().err
     assert err == "tdm-edge flops: error: cudaMalloc(1048576 bytes) failed: cudaErrorMemoryAllocation\n"

@@ -8,10 +8,12 @@ model: ``load_trained(path)``. Training checkpoints (``last.pth``) carry the sam
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from pathlib import Path
 
+from ..args import check_model_arguments, given_reduction
 from ..errors import UsageError
 
 META_KEY = "tdm_edge"
@@ -112,3 +114,21 @@ def load_trained(path: str | os.PathLike, **reduction):
         raise UsageError(f"{path}: its record lacks {err}") from None
     load_checkpoint(model, path, record["model"])
     return model.eval(), record
+
+
+def model_from_args(args: argparse.Namespace):
+    """The model the options describe (checked first); only the reduction options given are passed on."""
+    check_model_arguments(args)
+    given = given_reduction(args)
+    if args.checkpoint is not None and "model" not in getattr(args, "given_options", frozenset()):
+        if has_record(args.checkpoint):  # a model written by tdm-edge train brings its architecture and labels
+            method = args.method if "method" in args.given_options else None
+            model, record = load_trained(args.checkpoint, method=method, **given)
+            args.model, args.labels = record["model"], record["labels"]  # what the export's metadata records
+            return model
+    from ..reduce.models import create_model
+    from . import arch as _own_models  # noqa: F401  registers the project's own (tdm_vit_micro_patch4_56 ...)
+
+    reduction = {k: v for k, v in given.items() if v is not None and k != "keep_rate"}
+    return create_model(args.model, method=args.method, keep_rate=given["keep_rate"], checkpoint=args.checkpoint,
+                        img_size=args.img_size, num_classes=args.num_classes, **reduction)

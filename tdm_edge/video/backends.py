@@ -148,7 +148,7 @@ def _load_torch(args: argparse.Namespace, device: str) -> LoadedModel:
     require_workstation(f"run --backend {args.backend if args.backend != 'auto' else 'torch'} (a timm model)")
     import torch
 
-    from ..args import build_model_from_args
+    from ..train.trained import model_from_args
     from ..export.onnx_export import build_metadata
     from ..export.verify import SelectionProbe, run_with_selections
     from ..provenance import weights_record
@@ -157,7 +157,7 @@ def _load_torch(args: argparse.Namespace, device: str) -> LoadedModel:
     if device == "cuda":
         if not torch.cuda.is_available():
             raise UsageError("--backend torch-cuda needs a CUDA GPU, and none is visible; use --backend torch")
-    model = build_model_from_args(args).eval()  # a recorded checkpoint sets args.model and args.labels
+    model = model_from_args(args).eval()  # a recorded checkpoint sets args.model and args.labels
     meta = build_metadata(model, name=args.model, batch=1, opset=17, labels=getattr(args, "labels", None))
     meta["weights"] = weights_record(args.checkpoint)
     names: list[str] = []
