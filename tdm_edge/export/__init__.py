@@ -2,6 +2,7 @@
 
   onnx_export.py  ``export_onnx``: trace, clean up, describe (metadata + sidecar), verify, write atomically
   layer_norm.py   LayerNorm exported decomposed (TensorRT 8.5) or native
+  fp16.py         --precision fp16: fp16 copy, fp32 edges, LayerNorms and token selection in fp32 by Casts
   verify.py       ONNX Runtime against PyTorch, token selections included
   plugin_graph.py BAT stages as one TdmBatMerge plugin node each
   selections.py   the token selections as extra graph outputs
