@@ -18,7 +18,9 @@ DEVICE_FIXTURES := build/device-fixtures
 # (tests/device/workstation_skip.py; a device module importing torch still fails); left out by name: tests that
 # need numpy 2, cuda-python or matplotlib installed (they run in the main suite)
 DEVICE_TESTS := tests/test_device_side.py tests/device tests/engine/test_build.py tests/engine/test_versions.py \
-                tests/runners/test_tensorrt.py tests/lint tests/bench/test_stats.py
+                tests/engine/test_cache.py tests/engine/test_trt_options.py tests/runners/test_tensorrt.py tests/lint \
+                tests/bench/test_stats.py tests/test_errors.py tests/video/test_quantiles.py \
+                tests/video/test_pipelines.py tests/video/test_v4l2.py tests/video/test_overlay.py
 DEVICE_PYTEST := -q -p no:cacheprovider -p no:warnings -p tests.device.workstation_skip \
 	--deselect tests/engine/test_build.py::test_int8_and_options_on_10 \
 	--deselect tests/engine/test_versions.py::test_backend_versions_name_the_software_and_the_gpu \

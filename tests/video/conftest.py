@@ -1,5 +1,7 @@
 """Fixtures for the video loop: a tiny exported BAT ViT with labels, generated videos and image folders."""
 
+from __future__ import annotations
+
 import numpy as np
 import pytest
 
