@@ -89,11 +89,12 @@ def kernels(s: Sizes, bytes_per_value: int = 4) -> list[Kernel]:
     per = lambda count: math.ceil(count / LANES)  # noqa: E731  (loop steps of one lane)
     butterfly = 5 * 12  # five shuffle steps of (value, index) with a total-order compare
     norm_warps = ka + kb
-    # selection block (512 threads, 16 warps): phases 4-5 a warp per item (ka + l items each), 6-8 a thread per item
+    # selection block (512 threads, 16 warps): phases 4, 5, 7 a warp per item, 6 and 8 a thread per item
     phase8_items = kb * r + kb + m * l
     items_per_warp = math.ceil((ka + l) / SELECTION_WARPS)
     warp_item = per(max(ka, l)) * 10 + 2 * 5 * 3  # lane loop, then one or two butterflies
-    selection_chain = (2 * items_per_warp * warp_item + max(m * 10, r * 6) + l * 6
+    selection_chain = (2 * items_per_warp * warp_item + max(m * 10, r * 6)
+                       + math.ceil(m / SELECTION_WARPS) * (per(l) * 6 + 5 * 3)
                        + math.ceil(phase8_items / (SELECTION_WARPS * LANES)) * 30 + 5 * 20)
     # combine: instructions per output value, by row kind
     values = s.n_out * c

@@ -305,11 +305,12 @@ TDM_HD inline void labelTotalItem(Image<T> const& im, int32_t item)
 template <typename T>
 TDM_HD inline void clusterWeightItem(Image<T> const& im, int32_t m)
 {
-    // combine: (assignment * w_in).sum(-1), every token taking part (0 * NaN is NaN, as in the reference)
-    float sum = 0.f;
+    // combine: (assignment * w_in).sum(-1), every token taking part (0 * NaN is NaN, as in the reference), summed
+    // in dotLanes()' order: partial l takes tokens l, l + 32, ..., then the tree (the device: a warp per cluster)
+    float partial[kLanes] = {};
     for (int32_t i = 0; i < countInattentive(im.s); ++i)
-        sum += joins(im.ws.labels[i], m) * weightIn(im, i);
-    im.ws.weight[m] = sum;
+        partial[i % kLanes] += joins(im.ws.labels[i], m) * weightIn(im, i);
+    im.ws.weight[m] = sumLanes(partial);
 }
 
 // ---- phase 8: the combination coefficients: the reference's normalised weight matrices ---------------------------

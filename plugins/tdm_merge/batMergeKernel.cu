@@ -9,7 +9,8 @@
  *   3. rowsKernel        phase 3 over a grid, a warp per row: best partner of every A token (argmax by lanes), and
  *                        squared distances and kNN density of every inattentive token (k warp-wide minimum passes)
  *   4. selectionKernel   phases 4-8 in one 512-thread block per image, __syncthreads between phases: edge ranks,
- *                        deltas, slots and centre ranks a warp per item; labels, weights, coefficients a thread each
+ *                        deltas, slots, centre ranks and cluster weights a warp per item; labels and coefficients a
+ *                        thread each
  *   5. gridPhaseKernel   phase 9 (combine) over a grid of output values x images
  *
  * The kernel boundaries are the barriers between phases 1, 2, 3, 4-8 and 9. Selection arithmetic is fp32; tokens
@@ -31,7 +32,8 @@ constexpr int32_t kTileThreads = kTile * kTile;
 constexpr int32_t kNormsPerBlock = kTileThreads / kLanes;
 constexpr int32_t kWarpsPerBlock = kThreads / kLanes;
 constexpr unsigned kFullMask = 0xffffffffu;
-constexpr int32_t kFirstSelectionPhase = 3; // phases 1-3 have kernels of their own
+constexpr int32_t kLabelPhase = 5;       // phase 6 (labels, totals) in batMerge.h's 0-based numbering
+constexpr int32_t kCoefficientPhase = 7; // phase 8
 constexpr int32_t kCombinePhase = kPhases - 1;
 
 template <typename T>
@@ -350,8 +352,21 @@ __device__ void matchingCentreWarp(Image<T> const& im, int32_t item, int32_t lan
         im.ws.centres[rank] = i;
 }
 
+//! clusterWeightItem() for cluster m by one warp: lane partials, then the butterfly (sumLanes()'s tree).
+template <typename T>
+__device__ void clusterWeightWarp(Image<T> const& im, int32_t m, int32_t lane)
+{
+    float p = 0.f;
+    for (int32_t i = lane; i < countInattentive(im.s); i += kLanes)
+        p += joins(im.ws.labels[i], m) * weightIn(im, i);
+    for (int32_t offset = kLanes / 2; offset > 0; offset /= 2)
+        p = p + __shfl_xor_sync(kFullMask, p, offset);
+    if (lane == 0)
+        im.ws.weight[m] = p;
+}
+
 //! Phases 4-8 (edge ranks and deltas .. combination coefficients): one block per image, a barrier between phases.
-//! Phases 4 and 5 (O(Ka) or O(L) per item) take a warp per item; 6-8 a thread per item, as the host.
+//! Phases 4, 5 and 7 (O(Ka) or O(L) per item) take a warp per item; 6 and 8 a thread per item, as the host.
 template <typename T>
 __global__ void __launch_bounds__(kSelectionThreads) selectionKernel(
     BatSizes s, T const* x, T const* importance, char* workspace)
@@ -365,13 +380,14 @@ __global__ void __launch_bounds__(kSelectionThreads) selectionKernel(
     for (int32_t item = warp; item < rows; item += warps)
         matchingCentreWarp(im, item, lane);
     __syncthreads();
-    for (int32_t phase = kFirstSelectionPhase + 2; phase < kCombinePhase; ++phase)
-    {
-        int32_t const count = phaseItems(im, phase);
-        for (int32_t item = threadIdx.x; item < count; item += blockDim.x)
-            runItem(im, phase, item);
-        __syncthreads();
-    }
+    for (int32_t item = threadIdx.x; item < phaseItems(im, kLabelPhase); item += blockDim.x)
+        runItem(im, kLabelPhase, item);
+    __syncthreads();
+    for (int32_t m = warp; m < s.clusters; m += warps)
+        clusterWeightWarp(im, m, lane);
+    __syncthreads();
+    for (int32_t item = threadIdx.x; item < phaseItems(im, kCoefficientPhase); item += blockDim.x)
+        runItem(im, kCoefficientPhase, item);
 }
 
 //! Blocks per image for a grid phase, or 0 when batch x blocks would not fit a 1-D grid.
