@@ -146,8 +146,8 @@ def test_non_vit_and_unsupported_models_are_refused():
     with pytest.raises(PatchError, match="not a timm VisionTransformer"):
         patch_vit(torch.nn.Linear(3, 3))
     with pytest.raises(PatchError, match="prefix tokens"):
-        patch_vit(timm.create_model("deit_tiny_distilled_patch16_224"))
+        patch_vit(timm.create_model("deit_tiny_distilled_patch16_224", img_size=32))  # the refusal needs no 224 px
     with pytest.raises(PatchError, match="class token"):
-        patch_vit(timm.create_model("vit_tiny_patch16_224", class_token=False, global_pool="avg"))
+        patch_vit(timm.create_model("vit_tiny_patch16_224", class_token=False, global_pool="avg", img_size=32))
     with pytest.raises(ScheduleError, match="out of range"):
         patch_vit(tiny_vit(), prune_blocks=(4,))
