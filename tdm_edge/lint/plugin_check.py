@@ -23,20 +23,25 @@ def is_plugin_node(node) -> bool:
     return node.domain == DOMAIN and node.op_type == PLUGIN_NAME
 
 
+MAX_TOKENS, MAX_CHANNELS = 16385, 16384  # batMergeTypes.h kMaxTokens (128 x 128 patches + CLS), kMaxChannels
+
+
 def size_error(sizes: dict[str, int]) -> str:
-    """Why the sizes are not a valid stage (the kernel's validateSizes), or ``""``."""
+    """Why the sizes are not a stage the kernel computes (``validateSizes`` in batMergeTypes.h: the same rules in
+    the same order, the same words), or ``""``."""
     n, c, keep, pairs, clusters, knn = (sizes[k] for k in SIZE_ATTRS)
-    rest, count_a, count_b = n - 1 - keep, (keep + 1) // 2, keep // 2
-    if n < 2 or c < 1:
-        return "need n >= 2 tokens and c >= 1 channels"
-    if not 1 <= keep <= n - 1:
-        return "keep must be in [1, n-1]"
-    if not 0 <= pairs <= count_a or (pairs > 0 and count_b < 1):
-        return "pairs must be in [0, ceil(keep/2)] and need at least one B token"
-    if (clusters != 0) if rest == 0 else not 1 <= clusters <= rest:
-        return "clusters must be in [1, n-1-keep] (0 when no token is inattentive)"
+    if n < 3 or c < 1:
+        return "need n >= 3 tokens and c >= 1 channels"
+    if not 2 <= keep <= n - 2:
+        return "keep must be in [2, n-2] (a B token and an inattentive token are needed)"
+    if not 0 <= pairs <= (keep + 1) // 2:
+        return "pairs must be in [0, ceil(keep/2)]"
+    if not 1 <= clusters <= n - 1 - keep:
+        return "clusters must be in [1, n-1-keep]"
     if knn < 1:
         return "knn must be >= 1"
+    if n > MAX_TOKENS or c > MAX_CHANNELS:
+        return f"n must be <= {MAX_TOKENS} tokens and c <= {MAX_CHANNELS} channels"
     return ""
 
 

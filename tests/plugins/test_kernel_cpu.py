@@ -3,6 +3,7 @@ reference (tdm_edge.reduce.patch.reduce_tokens, method "bat"): outputs and every
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 from pathlib import Path
@@ -14,7 +15,7 @@ from tdm_edge.reduce import merge
 from tdm_edge.reduce.patch import AttentionOutput, reduce_tokens
 from tdm_edge.reduce.schedule import Stage, build_schedule
 
-from .cpu_kernel import KERNEL_DIR, CpuKernel, build, compiler
+from .cpu_kernel import KERNEL_DIR, BatSizes, CpuKernel, build, compiler
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +178,19 @@ def test_degenerate_inputs_under_asan_ubsan(tmp_path):
     run = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     assert run.stdout.strip() == "cases 64 ok" and run.stderr == ""
+
+
+def test_lint_size_rule_is_the_kernels(kernel):
+    """lint/plugin_check.size_error (what `check` and the plugin export say) == the kernel's validateSizes, message
+    for message, over a grid of sizes around every boundary."""
+    import itertools
+
+    from tdm_edge.lint.plugin_check import MAX_CHANNELS, MAX_TOKENS, SIZE_ATTRS, size_error
+
+    for n, c, keep, pairs, clusters, knn in itertools.product(
+            (2, 3, 5, 9, MAX_TOKENS, MAX_TOKENS + 1), (0, 1, MAX_CHANNELS, MAX_CHANNELS + 1), range(0, 9),
+            (-1, 0, 1, 2, 3, 5), (0, 1, 2, 4, 7), (0, 1)):
+        sizes = BatSizes(n, c, keep, pairs, clusters, knn)
+        theirs = kernel.lib.tdm_bat_size_error(ctypes.byref(sizes)).decode()
+        ours = size_error(dict(zip(SIZE_ATTRS, (n, c, keep, pairs, clusters, knn))))
+        assert (ours or "ok") == theirs, (n, c, keep, pairs, clusters, knn)
