@@ -118,7 +118,7 @@ def run_eval_onnx(path: str, data: str, *, batch_size: int = 128, threads: int |
         metrics = score(predict, loader)
     reduction = meta.get("reduction", {})
     quantization = meta.get("quantization")
-    return {**metrics, "precision": "int8" if quantization else "fp32",
+    return {**metrics, "precision": "int8" if quantization else meta.get("precision", "fp32"),
             "int8_target": quantization["target"] if quantization else None,
             "method": reduction.get("method", "none"), "keep_rate": reduction.get("keep_rate", 1.0),
             "stage_tokens": reduction.get("stage_tokens"), "labels": labels, "onnx": os.fspath(path),
