@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..reduce import merge
+from ..runners.selections import with_outputs
 
 
 class VerificationError(RuntimeError):
@@ -106,26 +107,6 @@ def sorted_within(order: np.ndarray, scores: np.ndarray, tol: float) -> bool:
     ranked = np.take_along_axis(scores, order, axis=-1)  # [B, N]
     is_perm = np.array_equal(np.sort(order, axis=-1), np.broadcast_to(np.arange(order.shape[-1]), order.shape))
     return is_perm and bool((ranked[:, 1:] <= ranked[:, :-1] + tol).all())
-
-
-def with_outputs(proto, names: Sequence[str]):
-    """A copy of ``proto`` with the tensors ``names`` declared as extra graph outputs (types from shape inference).
-
-    Returns ``(copy, missing)``: ``missing`` lists the names no longer in the graph (e.g. folded away).
-    """
-    import onnx
-
-    copy = onnx.ModelProto()
-    copy.CopyFrom(proto)
-    inferred = onnx.shape_inference.infer_shapes(copy)
-    info = {v.name: v for v in inferred.graph.value_info}
-    missing = []
-    for name in names:
-        if name in info:
-            copy.graph.output.append(info[name])
-        else:
-            missing.append(name)
-    return copy, missing
 
 
 def structured_images(count: int, size: tuple[int, int], mean: Sequence[float], std: Sequence[float],
