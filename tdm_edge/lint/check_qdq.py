@@ -25,6 +25,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
+from .model_info import elem_types
+
 QDQ = ("QuantizeLinear", "DequantizeLinear")
 _FLOATS = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16}
 _SELECTING = {"TopK", "ArgMax", "ArgMin", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"}
@@ -49,7 +51,7 @@ def qdq_findings(model: onnx.ModelProto, trt: str) -> list[tuple[str, str, str]]
     for n in graph.node:
         for i in n.input:
             consumers.setdefault(i, []).append(n)
-    types = _elem_types(model)
+    types = elem_types(model)
     family = trt if trt in ALLOWED else trt.split(".")[0]  # "10.3" -> "10"
     allowed = ALLOWED.get(family, {TensorProto.INT8})
     trt = family
@@ -188,17 +190,3 @@ def _output_axis(consumer, weight: str, rank: int) -> int | None:
     if consumer.op_type in ("Conv", "ConvTranspose") and consumer.input[1] == weight:
         return 0 if consumer.op_type == "Conv" else 1
     return None
-
-
-def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
-    """Element type of every tensor that shape inference (or the graph itself) knows."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError):
-        inferred = model
-    g = inferred.graph
-    types = {t.name: t.data_type for t in g.initializer}
-    for vi in [*g.input, *g.value_info, *g.output]:
-        if vi.type.HasField("tensor_type"):
-            types[vi.name] = vi.type.tensor_type.elem_type
-    return types

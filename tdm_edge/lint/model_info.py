@@ -188,3 +188,18 @@ def _materialize(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.
     del m.graph.value_info[:]
     m.graph.initializer.extend(numpy_helper.from_array(np.asarray(v), name) for name, v in values.items())
     return m
+
+
+def elem_types(model: onnx.ModelProto) -> dict[str, int]:
+    """Element type of every tensor shape inference can tell (initializers and Constant outputs included)."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError):
+        inferred = model
+    graph = inferred.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in (*graph.value_info, *graph.input, *graph.output)}
+    types.update({t.name: t.data_type for t in model.graph.initializer})
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].HasField("t"):
+            types[node.output[0]] = node.attribute[0].t.data_type
+    return types

@@ -32,6 +32,7 @@ import onnx
 from onnx import TensorProto
 
 from ..metadata import METADATA_KEY
+from .model_info import elem_types
 
 FP32, FP16 = "fp32", "fp16"
 PRECISIONS = (FP32, FP16)
@@ -122,21 +123,6 @@ def layer_norms(graph: onnx.GraphProto) -> List[List[onnx.NodeProto]]:
     return norms
 
 
-def _types(model: onnx.ModelProto) -> Dict[str, int]:
-    """Element type of every tensor shape inference can tell (initializers included)."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError):
-        inferred = model
-    graph = inferred.graph
-    types = {v.name: v.type.tensor_type.elem_type for v in (*graph.value_info, *graph.input, *graph.output)}
-    types.update({t.name: t.data_type for t in model.graph.initializer})
-    for node in model.graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].HasField("t"):
-            types[node.output[0]] = node.attribute[0].t.data_type
-    return types
-
-
 def fp32_layers(model: onnx.ModelProto) -> Dict[str, List[str]]:
     """The nodes whose TensorRT layers stay fp32 when ``model`` is built with the FP16 builder flag.
 
@@ -151,7 +137,7 @@ def fp32_layers(model: onnx.ModelProto) -> Dict[str, List[str]]:
     if graph_precision(model) == FP32:
         return {"layer_norm": [n.name for n in norms if n.name],
                 "selection": [n.name for n in graph.node if n.op_type in SELECTION_OPS and n.name]}
-    types = _types(model)
+    types = elem_types(model)
     inputs = {v.name for v in graph.input}
     outputs = {v.name for v in graph.output}
     norm_names = {n.name for n in norms if types.get(n.output[0]) == TensorProto.FLOAT}
@@ -205,7 +191,7 @@ def precision_findings(model: onnx.ModelProto, trt_first: Tuple[int, int], trt_n
                       f"so this builds an {own} engine; export with --precision {intent}"))
     if own == FP32 and intent == FP32:
         return found
-    types = _types(model)
+    types = elem_types(model)
     producers = {o: n for n in graph.node for o in n.output}
     for node in graph.node:
         if node.op_type not in SELECTION_OPS or not node.input:
