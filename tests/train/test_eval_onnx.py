@@ -47,7 +47,9 @@ def test_an_int8_file_is_scored_and_reported_as_int8(demo_export, tmp_path, caps
     fp32 = _eval(capsys, "--onnx", str(dynamic), "--data", str(data))
     result = _eval(capsys, "--onnx", str(int8), "--data", str(data))
     assert (result["precision"], result["int8_target"]) == ("int8", "cpu")
-    assert abs(result["top1"] - fp32["top1"]) <= 20  # INT8 moves a few answers; a broken graph would not score
+    # measured 75.0 vs 73.3: one of the 60 answers moves (dynamic int8 MatMuls, integer products, deterministic).
+    # At most 3 images (5 points) may move: room for another ORT's kernels, while chance is 1 in 6 (16.7 %)
+    assert abs(result["top1"] - fp32["top1"]) <= 5 + 1e-6
     assert result["top1"] > 50
     capsys.readouterr()
     assert main(["eval", "--onnx", str(int8), "--data", str(data)]) == 0
