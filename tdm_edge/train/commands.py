@@ -58,6 +58,8 @@ def _cmd_make_dataset(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if not args.quiet:
+        _progress("loading", "torch, the data and the model (training starts after)")
     from .train import TrainConfig, train
 
     cfg = TrainConfig(model=args.model, data=args.data, val=args.val, output=args.output, method=args.method,
