@@ -1,5 +1,7 @@
 import hashlib
 
+import pytest
+
 from tdm_edge.cli import main
 from tdm_edge.train.dataset import SHAPES, make_dataset
 
@@ -33,6 +35,7 @@ def test_refuses_a_non_empty_folder_and_bad_counts(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not an empty folder" in err
     assert (tmp_path / "d" / "keep.txt").read_text() == "mine"
-    assert main(["make-dataset", str(tmp_path / "e"), "--classes", "9", "--quiet"]) == 2
-    assert "--classes must be in 2..8" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # refused while parsing: the option's bounds
+        main(["make-dataset", str(tmp_path / "e"), "--classes", "9", "--quiet"])
+    assert exited.value.code == 2 and "--classes must be in 2..8" in capsys.readouterr().err
     assert not (tmp_path / "e").exists()
