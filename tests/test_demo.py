@@ -27,7 +27,8 @@ def test_demo_accounts_for_every_frame_and_names_the_accuracy(run):
     assert frames == video["input_frames"] == video["logged_frames"] == 48  # 24 images x 2 frames
     assert size == (448, 448)
     top1 = report["steps"]["eval"]["top1"]
-    assert 100 / 6 < top1 <= 100  # better than chance over the 6 classes
+    # the card's 81.2 % (3,000 held-out images) less two standard deviations of a 60-image estimate (~5 points each)
+    assert 70 <= top1 <= 100
     assert f"top-1 **{top1} %**" in (out / "report.md").read_text()
 
 
@@ -43,10 +44,14 @@ def test_demo_exports_lints_quantizes_and_benchmarks_the_demo_model(run):
     assert "6 need a plugin loaded" in lint["demo_bat_plugin.onnx TensorRT 10"]  # 3 stages, 2 lines each
     for target in ("int8", "cpu8"):
         assert (out / f"demo_bat.{target}.onnx").stat().st_size > 0
-        assert 0 < report["steps"]["compare"][target]["top1_agreement"] <= 1
+        # INT8 against FP32 on the 60 held-out images: measured 57/60 (int8 Q/DQ) and 58/60 (cpu8); on this 48-wide
+        # model the recipe does not promise 0.99 (its card: Q/DQ 81.4 % vs FP32 81.2 % on 3,000 images, answers move
+        # both ways), so at most 6 of 60 may change
+        assert report["steps"]["compare"][target]["top1_agreement"] >= 0.9
     onnx_top1, top1 = report["steps"]["onnx_top1"], report["steps"]["eval"]["top1"]
     assert onnx_top1[""] == top1  # the FP32 export scores what the checkpoint scores, on the same images
-    assert all(abs(onnx_top1[f".{t}"] - top1) <= 25 for t in ("int8", "cpu8"))  # int8 moves answers, not all
+    # measured 0 and 3.3 points on 60 images; the card: 0.2 (Q/DQ) and 0.4 (CPU INT8) points on 3,000
+    assert all(abs(onnx_top1[f".{t}"] - top1) <= 10 for t in ("int8", "cpu8"))
     bench = report["steps"]["bench"]
     assert set(bench["1"]["p50_ms"]) == {"unpruned", "pruned", "ideal"}
     assert bench["gmac_ratio"] == pytest.approx(report["steps"]["flops"]["ratio"], abs=1e-3)
