@@ -56,11 +56,13 @@ def bench_figure(result: dict):
         bars = ax.bar(x, p50, yerr=[low, high], capsize=3, color=[COLOURS.get(k, "#17becf") for k in keys],
                       error_kw={"lw": 1})
         top = bar_limits(p50, [p + h for p, h in zip(p50, high)])[1]
-        for bar, value in zip(bars, p50):  # left of the whisker inside the bar; above a bar too short to hold it
-            inside = value > 0.12 * top
-            ax.text(bar.get_x() + bar.get_width() * (0.27 if inside else 0.55), value / 2 if inside else value,
-                    f"{value:.2f}", ha="center" if inside else "left", va="center" if inside else "bottom",
-                    fontsize=7, color="white" if inside else "black", fontweight="bold")
+        for bar, value, below in zip(bars, p50, low):  # centred under the whisker's foot; above a short bar
+            inside = value - below > 0.12 * top
+            centre = bar.get_x() + bar.get_width() / 2
+            ax.text(centre if inside else bar.get_x() + bar.get_width() * 0.55,
+                    (value - below) / 2 if inside else value, f"{value:.2f}", ha="center" if inside else "left",
+                    va="center" if inside else "bottom", fontsize=7, color="white" if inside else "black",
+                    fontweight="bold")
         line = ax.axhline(pm["unpruned"]["p50_ms"] * result["gmac_ratio"], ls="--", c="k", lw=1)
         ax.set_xticks(x)
         ax.set_xticklabels([names.get(k, k) for k in keys], fontsize=8)
