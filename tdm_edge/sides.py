@@ -45,7 +45,7 @@ WORKSTATION_ENTRIES: Tuple[str, ...] = (
     "tdm_edge.bench.backends:_export", "tdm_edge.bench.backends:_quantize_cpu",
     "tdm_edge.cli:model_label",  # flops/export name a trained checkpoint's model
     "tdm_edge.bench.run:environment", "tdm_edge.bench.run:run_bench", "tdm_edge.bench.run:model_name",
-    "tdm_edge.bench.machine:backend_versions", "tdm_edge.bench.machine:gpu_name",  # torch only for bench of models
+    "tdm_edge.bench.machine:gpu_name",  # torch only for bench of models on torch-cuda
     "tdm_edge.bench.commands:_cmd_tune", "tdm_edge.bench.commands:_bench_models",
     "tdm_edge.quantize.commands:*", "tdm_edge.train.commands:*",
 )

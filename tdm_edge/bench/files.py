@@ -88,22 +88,11 @@ def plan(pruned: str, baseline: str, backend: Optional[str], batch: Optional[int
 
 
 def versions(backend: str) -> dict:
-    """tdm-edge's version and the backend's, for the result's provenance (nothing imported that is not used)."""
+    """tdm-edge's version and what :func:`tdm_edge.engine.versions.backend_versions` records for the backend."""
     from .. import __version__
+    from ..engine.versions import backend_versions
 
-    found = {"tdm-edge": __version__}
-    try:
-        if backend == "ort":
-            import onnxruntime
-
-            found["onnxruntime"] = onnxruntime.__version__
-        else:
-            import tensorrt
-
-            found["tensorrt"] = tensorrt.__version__
-    except ImportError:
-        pass
-    return found
+    return {"tdm-edge": __version__, **backend_versions(backend)}
 
 
 def run_file_bench(pruned: str, baseline: str, backend: Optional[str] = None, batch: Optional[int] = None,

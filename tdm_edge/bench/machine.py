@@ -124,40 +124,16 @@ def state_text(state: Dict[str, object]) -> str:
     return ", ".join(parts)
 
 
-def backend_versions(backend: str) -> Dict[str, str]:
-    """The versions of what measured: onnxruntime for ort, torch (+ its CUDA) for torch backends, TensorRT for
-    trt; only modules that are installed, imported only when the backend uses them."""
-    found: Dict[str, str] = {}
-    try:
-        if backend == "ort":
-            import onnxruntime
-
-            found["onnxruntime"] = onnxruntime.__version__
-        elif backend in ("torch", "torch-cuda"):
-            import torch
-
-            found["torch"] = torch.__version__
-            if torch.version.cuda:
-                found["torch_cuda"] = torch.version.cuda
-        elif backend == "trt":
-            found.update(tensorrt_version())
-    except ImportError:
-        pass
-    return found
-
-
-def tensorrt_version() -> Dict[str, str]:
-    """``{"tensorrt": version}`` when TensorRT is importable, else empty."""
-    try:
-        import tensorrt
-    except ImportError:
-        return {}
-    return {"tensorrt": str(getattr(tensorrt, "__version__", "unknown"))}
-
-
 def gpu_name(backend: str) -> Optional[str]:
-    """The GPU a GPU backend ran on (torch's name for it), or None for CPU backends or when none is visible."""
-    if backend not in ("torch-cuda", "trt"):
+    """The GPU a GPU backend ran on, or None for CPU backends or when none is visible: the CUDA driver's name for
+    it under TensorRT (no torch needed), torch's under torch-cuda."""
+    if backend == "trt":
+        from ..runners.gpu_info import gpu_info
+        from ..runners.trt_env import UNKNOWN
+
+        name = gpu_info()[0]
+        return None if name == UNKNOWN else name
+    if backend != "torch-cuda":
         return None
     try:
         import torch

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .backends import RunnerSpec, prepare
-from .machine import PowerSampler, backend_versions, gpu_name, snapshot, state_text, warnings_for
+from ..engine.versions import backend_versions
+from .machine import PowerSampler, gpu_name, snapshot, state_text, warnings_for
 from .stats import Rounds, compared_pairs, pct, rotation, summarise
 
 

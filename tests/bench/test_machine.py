@@ -101,8 +101,17 @@ def test_power_sampler_averages_tegrastats_and_stops_it():
     assert none.watts is None
 
 
-def test_backend_versions_name_what_measured():
+def test_backend_versions_name_what_measured(monkeypatch):
     import onnxruntime
 
-    assert machine.backend_versions("ort") == {"onnxruntime": onnxruntime.__version__}
+    from tdm_edge import __version__
+    from tdm_edge.bench.files import versions
+    from tdm_edge.runners import gpu_info
+
+    recorded = versions("ort")  # what a bench result records (engine.versions.backend_versions, tested there)
+    assert recorded["tdm-edge"] == __version__ and recorded["onnxruntime"] == onnxruntime.__version__
     assert machine.gpu_name("ort") is None
+    monkeypatch.setattr(gpu_info, "gpu_info", lambda device=0: ("Orin", "8.7"))  # the driver names it, no torch
+    assert machine.gpu_name("trt") == "Orin"
+    monkeypatch.setattr(gpu_info, "gpu_info", lambda device=0: ("unknown", "unknown"))
+    assert machine.gpu_name("trt") is None
