@@ -43,14 +43,15 @@ def cpu_governors(root: str = "/sys/devices/system/cpu") -> Dict[str, int]:
 
 def gpu_devfreq(root: str = "/sys/class/devfreq") -> Optional[Dict[str, object]]:
     """A Jetson GPU's devfreq node (``17000000.ga10b``, ``57000000.gpu``...): governor and MHz now/min/max."""
-    nodes = [d for d in sorted(glob.glob(os.path.join(root, "*")))
-             if re.search(r"(gv11b|ga10b|gp10b|gb10b|gpu)$", os.path.basename(d))]
-    if not nodes:
+    from ..doctor.jetson import gpu_devfreq_node
+
+    node = gpu_devfreq_node(root)
+    if node is None:
         return None
 
     def read(name: str) -> Optional[str]:
         try:
-            with open(os.path.join(nodes[0], name)) as f:
+            with open(os.path.join(node, name)) as f:
                 return f.read().strip()
         except OSError:
             return None
@@ -59,7 +60,7 @@ def gpu_devfreq(root: str = "/sys/class/devfreq") -> Optional[Dict[str, object]]
         text = read(name)
         return round(int(text) / 1e6) if text and text.isdigit() else None
 
-    return {"node": os.path.basename(nodes[0]), "governor": read("governor"), "mhz": mhz("cur_freq"),
+    return {"node": os.path.basename(node), "governor": read("governor"), "mhz": mhz("cur_freq"),
             "min_mhz": mhz("min_freq"), "max_mhz": mhz("max_freq")}
 
 

@@ -90,22 +90,29 @@ def _read_int(path: str) -> Optional[int]:
         return None
 
 
+def gpu_devfreq_node(devfreq: str = "/sys/class/devfreq") -> Optional[str]:
+    """The Jetson GPU's devfreq folder under ``devfreq``, named after the GPU (``17000000.ga10b`` on Orin,
+    ``.gv11b`` on Xavier, ``57000000.gpu``...), or None."""
+    nodes = [d for d in sorted(glob.glob(os.path.join(devfreq, "*")))
+             if re.search(r"(gv11b|ga10b|gp10b|gb10b|gpu)$", os.path.basename(d))]
+    return nodes[0] if nodes else None
+
+
 def read_clocks(root: str = "/") -> Dict[str, Optional[int]]:
     """GPU and CPU (cpu0) clocks in MHz, now and at most: ``{"gpu_mhz", "gpu_max_mhz", "cpu_mhz", "cpu_max_mhz"}``.
 
     The GPU's devfreq node is named after the GPU (``17000000.ga10b`` on Orin, ``.gv11b`` on Xavier; Hz); cpufreq
     gives kHz. ``root`` is ``/`` or, in the tests, a folder laid out like it. Missing files give None.
     """
-    gpu = sorted(glob.glob(os.path.join(root, "sys/class/devfreq/*")))
-    gpu = [d for d in gpu if re.search(r"(gv11b|ga10b|gp10b|gb10b|gpu)$", os.path.basename(d))]
+    gpu = gpu_devfreq_node(os.path.join(root, "sys/class/devfreq"))
     cpu = os.path.join(root, "sys/devices/system/cpu/cpu0/cpufreq")
 
     def mhz(path: str, scale: int) -> Optional[int]:
         value = _read_int(path)
         return None if value is None else round(value / scale)
 
-    return {"gpu_mhz": mhz(os.path.join(gpu[0], "cur_freq"), 1000000) if gpu else None,
-            "gpu_max_mhz": mhz(os.path.join(gpu[0], "max_freq"), 1000000) if gpu else None,
+    return {"gpu_mhz": mhz(os.path.join(gpu, "cur_freq"), 1000000) if gpu else None,
+            "gpu_max_mhz": mhz(os.path.join(gpu, "max_freq"), 1000000) if gpu else None,
             "cpu_mhz": mhz(os.path.join(cpu, "scaling_cur_freq"), 1000),
             "cpu_max_mhz": mhz(os.path.join(cpu, "cpuinfo_max_freq"), 1000)}
 

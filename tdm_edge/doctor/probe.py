@@ -17,9 +17,11 @@ import subprocess
 import sys
 from typing import Callable, Dict, Iterable, List, Optional
 
+from ..lint.plugin_check import LIBRARY as PLUGIN_LIBRARY
+from ..runners.gpu_info import gpu_info
+from ..runners.trt_env import UNKNOWN
 from ..video.cvutil import import_failure
 
-PLUGIN_LIBRARY = "libtdm_merge_plugin.so"  # == lint.plugin_check.LIBRARY (that module imports nothing heavy either)
 OPENCV_DISTRIBUTIONS = ("opencv-python", "opencv-python-headless", "opencv-contrib-python",
                         "opencv-contrib-python-headless")
 
@@ -217,13 +219,9 @@ def driver_facts(lib=None) -> Dict:
     if lib.cuInit(0) != 0:
         facts["error"] = "the CUDA driver finds no GPU (cuInit failed)"
         return facts
-    device, major, minor = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
-    name = ctypes.create_string_buffer(256)
-    if (lib.cuDeviceGet(ctypes.byref(device), 0) == 0 and lib.cuDeviceGetName(name, 256, device) == 0
-            and lib.cuDeviceGetAttribute(ctypes.byref(major), 75, device) == 0  # ..._COMPUTE_CAPABILITY_MAJOR
-            and lib.cuDeviceGetAttribute(ctypes.byref(minor), 76, device) == 0):  # ..._COMPUTE_CAPABILITY_MINOR
-        facts["gpu"] = name.value.decode(errors="replace")
-        facts["compute_capability"] = f"{major.value}.{minor.value}"
+    name, capability = gpu_info(0, lib)  # the same driver calls build makes for the engine's sidecar
+    if capability != UNKNOWN:
+        facts["gpu"], facts["compute_capability"] = name, capability
     return facts
 
 
