@@ -61,8 +61,6 @@ def _check_common(args: argparse.Namespace) -> None:
     args.backend, args.precision = args.backend or "ort", args.precision or "fp32"
     check_backend(args.backend, args.precision)
     require_backend(args.backend)  # TensorRT missing: one line now, not after exporting every model
-    if args.threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {args.threads}")
     if args.img_size is not None:  # the same rule as every other command's --img-size, before torch loads
         model = getattr(args, "model", None) or "the model"
         check_image_size(args.img_size, patch_size_from_name(model), model)
@@ -108,8 +106,6 @@ def _bench_files(args: argparse.Namespace) -> int:
                              "build fix it)")
     if args.extra:
         raise UsageError("--extra builds more models; bench of files measures the two files given")
-    if args.threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {args.threads}")
     if args.batch is not None and len(args.batch) > 1:
         raise UsageError("bench of files runs one batch (a file's static batch, or --batch N for a dynamic one)")
     _check_bench_outputs(args)
@@ -165,8 +161,6 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         raise UsageError(f"tune --backend {backend} writes " + ("an .engine: give -o NAME.engine" if backend == "trt"
                          else "an .onnx, not an .engine: give -o NAME.onnx (or --backend trt)"))
     _check_common(args)
-    if args.target_fps <= 0:
-        raise UsageError(f"--target-fps must be > 0, got {args.target_fps}")
     from ..outputs import check_output_path
 
     check_output_path(args.output[: -len(".engine")] + ".onnx" if args.output.endswith(".engine") else args.output,

@@ -157,6 +157,14 @@ def panel_places(height: int, width: int, x1: int, count: int, bottom: int = 0) 
     return side, [(width - (count - i) * (side + PAD), height - bottom - side - PAD) for i in range(count)]
 
 
+def layout_height(layout: tuple[list[str], float, int, int] | None) -> int:
+    """Pixels a status layout (:meth:`Overlay.status_layout`) takes at the bottom of the frame (0 for none)."""
+    if layout is None:
+        return 0
+    lines, _, step, _ = layout
+    return len(lines) * step + 2 * PAD
+
+
 class Overlay:
     """Draws one frame's results.
 
@@ -182,15 +190,16 @@ class Overlay:
              maps: Sequence[StageMap] | None = None) -> np.ndarray:
         """A new 8-bit BGR image: ``frame`` with the token map (when given), labels and status drawn."""
         image = to_bgr8(frame)
+        layout = self.status_layout(image, status) if status else None  # wrapped once, used twice
         if maps:
-            self.draw_tokens(image, maps, bottom=self.status_height(image, status))
+            self.draw_tokens(image, maps, bottom=layout_height(layout))
         texts = self.texts(top)
         boxes = label_boxes(texts, image.shape[0])
         draw_text_boxes(image, texts, boxes)
         if maps:
             self.draw_legend(image, maps, boxes[-1][3] + PAD if boxes else PAD)
-        if status:
-            self.draw_status(image, status)
+        if layout:
+            self.draw_status(image, layout)
         return image
 
     def draw_legend(self, image: np.ndarray, maps: Sequence[StageMap], y: int) -> None:
@@ -228,15 +237,13 @@ class Overlay:
 
     def status_height(self, image: np.ndarray, status: str | None) -> int:
         """Pixels the status takes at the bottom of the frame (0 without one)."""
-        if not status:
-            return 0
-        lines, _, step, _ = self.status_layout(image, status)
-        return len(lines) * step + 2 * PAD
+        return layout_height(self.status_layout(image, status) if status else None)
 
-    def draw_status(self, image: np.ndarray, status: str) -> None:
-        """``status`` bottom left, on as many lines as the frame's width needs; words are never cut."""
+    def draw_status(self, image: np.ndarray, layout: tuple[list[str], float, int, int]) -> None:
+        """The status (its :meth:`status_layout`) bottom left, on as many lines as the frame's width needs; words
+        are never cut."""
         c = cv2()
-        lines, scale, step, base = self.status_layout(image, status)
+        lines, scale, step, base = layout
         width = max(c.getTextSize(line, c.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for line in lines)
         y1 = image.shape[0] - PAD
         c.rectangle(image, (PAD, y1 - len(lines) * step - PAD), (PAD + width + 2 * PAD, y1), BACKGROUND, -1)
