@@ -10,8 +10,8 @@ import argparse
 import math
 import time
 
-from .limits import (CLUSTER_RATIO, KNN, MAX_CLASSES, MAX_IMG_SIZE, METHODS, check_image_size, check_options,
-                     patch_size_from_name)
+from .limits import (CLUSTER_RATIO, KNN, MAX_CLASSES, MAX_IMG_SIZE, METHODS, TRAIN_FLOATS, check_image_size,
+                     check_options, patch_size_from_name)
 
 DEFAULT_MODEL = "deit_small_patch16_224"
 REDUCTION_OPTIONS = ("keep_rate", "prune_blocks", "cluster_ratio", "knn", "tome_r")
@@ -41,6 +41,13 @@ def in_range(kind: type, low, high, what: str, above: bool = False):
 
 
 MAX_COUNT = 2**31 - 1  # what a C int holds: the bound of counts passed on to OpenCV, ONNX Runtime, TensorRT
+
+
+def train_float(field: str):
+    """The argparse type of a training run's float setting ``field`` (``"lr"`` -> ``--lr``), bounded as
+    :data:`tdm_edge.limits.TRAIN_FLOATS` says."""
+    low, high, above = TRAIN_FLOATS[field]
+    return in_range(float, low, high, "--" + field.replace("_", "-"), above=above)
 
 
 def positive_int(text: str) -> int:

@@ -27,6 +27,11 @@ MAX_IMG_SIZE = 1024  # pixels: 4096 patch tokens at patch 16; beyond it the atte
 MAX_BATCH = 1024
 MAX_FRAME_SIDE = 8192  # pixels: a camera/synthetic frame side; an 8K BGR frame is 200 MB, more exhausts a Jetson
 MAX_THREADS = 1024
+# every float setting of a training run: (lowest, highest, lowest excluded); both train's option types
+# (args.train_float) and train.check_config (for callers of the Python API) read this one table
+TRAIN_FLOATS = {"lr": (0.0, 10.0, True), "lr_per_512": (0.0, 10.0, True), "min_lr": (0.0, 10.0, False),
+                "warmup_lr": (0.0, 10.0, False), "weight_decay": (0.0, 10.0, False), "mixup": (0.0, 100.0, False),
+                "cutmix": (0.0, 100.0, False), "smoothing": (0.0, 0.999, False), "hflip": (0.0, 1.0, False)}
 MAX_CLASSES = 1_000_000
 OPSETS = range(14, 21)  # 14: the first with every op used here; 20: the newest the TorchScript exporter writes
 

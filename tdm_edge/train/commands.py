@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from ..args import MAX_COUNT, cluster_ratio, in_range
+from ..args import MAX_COUNT, cluster_ratio, in_range, train_float
 from ..errors import UsageError
 from ..limits import CLUSTER_RATIO, KNN, MAX_BATCH, MAX_IMG_SIZE, MAX_THREADS
 
@@ -128,22 +128,22 @@ def add_commands(sub, parser_class) -> None:
     p.add_argument("--epochs", type=in_range(int, 1, 100_000, "--epochs"), default=30, help="epochs, warm-up included")
     p.add_argument("--batch-size", type=in_range(int, 1, MAX_BATCH, "--batch-size"), default=64,
                    help="per process (default 64)")
-    p.add_argument("--lr", type=in_range(float, 0.0, 10.0, "--lr", above=True), default=None, help="absolute lr (default: --lr-per-512 x global batch / 512)")
-    p.add_argument("--lr-per-512", type=in_range(float, 0.0, 10.0, "--lr-per-512", above=True), default=2e-5,
+    p.add_argument("--lr", type=train_float("lr"), default=None, help="absolute lr (default: --lr-per-512 x global batch / 512)")
+    p.add_argument("--lr-per-512", type=train_float("lr_per_512"), default=2e-5,
                    help="lr per 512 images of global batch, used when --lr is not given (default 2e-05, the paper's)")
-    p.add_argument("--min-lr", type=in_range(float, 0.0, 10.0, "--min-lr"), default=2e-6, help="the cosine schedule's final lr")
-    p.add_argument("--weight-decay", type=in_range(float, 0.0, 10.0, "--weight-decay"), default=1e-6, help="decoupled weight decay (AdamW's)")
+    p.add_argument("--min-lr", type=train_float("min_lr"), default=2e-6, help="the cosine schedule's final lr")
+    p.add_argument("--weight-decay", type=train_float("weight_decay"), default=1e-6, help="decoupled weight decay (AdamW's)")
     p.add_argument("--opt", default="adamw", help="any timm optimizer name (default adamw)")
     p.add_argument("--warmup-epochs", type=in_range(int, 0, 100_000, "--warmup-epochs"), default=0, help="linear lr warm-up epochs")
     p.add_argument("--keep-warmup", type=_pair(int, "--keep-warmup"), default=(0, 0), metavar="HOLD,RAMP",
                    help="EViT's keep-rate warm-up for training from scratch: HOLD epochs at 1.0, then RAMP to the "
                         "rate (default 0,0: none)")
-    p.add_argument("--mixup", type=in_range(float, 0.0, 100.0, "--mixup"), default=0.8, help="mixup alpha (0 = off; default 0.8, DeiT's)")
-    p.add_argument("--cutmix", type=in_range(float, 0.0, 100.0, "--cutmix"), default=1.0, help="cutmix alpha (0 = off; default 1.0, DeiT's)")
-    p.add_argument("--smoothing", type=in_range(float, 0.0, 0.999, "--smoothing"), default=0.1, help="label smoothing")
+    p.add_argument("--mixup", type=train_float("mixup"), default=0.8, help="mixup alpha (0 = off; default 0.8, DeiT's)")
+    p.add_argument("--cutmix", type=train_float("cutmix"), default=1.0, help="cutmix alpha (0 = off; default 1.0, DeiT's)")
+    p.add_argument("--smoothing", type=train_float("smoothing"), default=0.1, help="label smoothing")
     p.add_argument("--scale", type=_pair(float, "--scale"), default=(0.6, 1.0), metavar="LO,HI",
                    help="RandomResizedCrop area range (default 0.6,1)")
-    p.add_argument("--hflip", type=in_range(float, 0.0, 1.0, "--hflip"), default=0.5, help="probability of a horizontal flip")
+    p.add_argument("--hflip", type=train_float("hflip"), default=0.5, help="probability of a horizontal flip")
     p.add_argument("--workers", type=in_range(int, 0, 256, "--workers"), default=0,
                    help="data-loading processes per training process (default 0: load in the training process)")
     p.add_argument("--seed", type=in_range(int, 0, 2**32 - 1, "--seed"), default=0,

@@ -14,6 +14,7 @@ with the same optimizer and scheduler state; the data order and augmentation of 
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import random
@@ -22,8 +23,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..args import train_float
 from ..errors import UsageError, first_line
-from ..limits import CLUSTER_RATIO, KNN
+from ..limits import CLUSTER_RATIO, KNN, TRAIN_FLOATS
 from ..outputs import removed_if_failed, writable_folder
 
 
@@ -86,23 +88,13 @@ def check_config(cfg: TrainConfig) -> None:
                             f"epoch at keep {cfg.keep_rate} in {cfg.epochs} epochs")
     if not 0.0 <= cfg.scale[0] <= cfg.scale[1] <= 1.0:
         raise UsageError(f"--scale must be two numbers 0 <= lo <= hi <= 1, got {cfg.scale}")
-    for name, value, low, high in NUMBER_RULES:
-        value = getattr(cfg, value)
-        if value is None:
-            continue
-        if not (math.isfinite(value) and low <= value <= high):  # NaN and Inf fail too
-            raise UsageError(f"--{name} must be a number in [{low:g}, {high:g}], got {value}")
-    if cfg.lr is not None and cfg.lr <= 0:
-        raise UsageError(f"--lr must be > 0, got {cfg.lr}")
-    if cfg.lr_per_512 <= 0:
-        raise UsageError(f"--lr-per-512 must be > 0, got {cfg.lr_per_512}")
-
-
-# (option, field, lowest, highest): every float setting of a run, checked before anything is loaded
-NUMBER_RULES = (("lr", "lr", 0.0, 10.0), ("lr-per-512", "lr_per_512", 0.0, 10.0), ("min-lr", "min_lr", 0.0, 10.0),
-                ("warmup-lr", "warmup_lr", 0.0, 10.0), ("weight-decay", "weight_decay", 0.0, 10.0),
-                ("mixup", "mixup", 0.0, 100.0), ("cutmix", "cutmix", 0.0, 100.0), ("smoothing", "smoothing", 0.0, 0.999),
-                ("hflip", "hflip", 0.0, 1.0))  # keep rate and cluster ratio: the schedule's own checks
+    for name in TRAIN_FLOATS:  # the options' own bounds (args.train_float), for callers of the Python API too
+        value = getattr(cfg, name)
+        if value is not None:
+            try:
+                train_float(name)(repr(value))
+            except argparse.ArgumentTypeError as err:
+                raise UsageError(str(err)) from None
 
 
 class _Dist:
